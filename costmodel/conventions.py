@@ -1,0 +1,39 @@
+r"""The course texts' simplifications, as explicit inputs — never special-cased numbers.
+
+E0294 Assignment 4, Problem 1 counts Llama3-8B's parameters as
+
+    P_E0294 = V·d  +  L·(2·d·d_ff + d_ff + d)  +  L·d·(d + 2·H_kv·d_h)  +  V·d
+
+which differs from the model in four ways:
+
+1. the MLP has **two** matrices, but Llama's SwiGLU MLP has three (gate, up, down): −L·d·d_ff;
+2. the attention counts Q, K, V but **not the output projection** W_O: −L·d²;
+3. it adds MLP biases (d_ff + d per layer) that Llama does not have: +L·(d_ff + d);
+4. it leaves out the 2L + 1 RMSNorm weight vectors: −(2L + 1)·d.
+
+For Llama3-8B that is 5,614,665,728 instead of the exact 8,030,261,248 (Hugging Face's own
+count), i.e. 10.458 GiB of 16-bit weights instead of 14.96 GiB. The text also reads "80 GB" as
+80 GiB (an A100-80GB does report 81920 MiB = 80 GiB, so that reading is the right one) and
+divides memory as real numbers before flooring, as :func:`costmodel.max_batch_size` does.
+Reproduce its table with ``params=e0294_param_count(m)`` and ``hw=80 * 2**30``.
+"""
+
+from __future__ import annotations
+
+from costmodel.formula import Formula
+from costmodel.specs import ModelSpec
+from costmodel.symbols import H_kv, L, V, d, d_ff, d_h, model_values
+
+E0294_PARAMS = Formula(
+    "e0294_param_count",
+    V * d + L * (2 * d * d_ff + d_ff + d) + L * d * (d + 2 * H_kv * d_h) + V * d,
+    "parameters", "E0294 Assignment 4's parameter formula (no W_O, no gate, MLP biases, no norms)",
+    symbol=r"P_{\mathrm{E0294}}")
+
+#: The memory the E0294 text assumes: "80 GB" read as 80 GiB.
+E0294_GPU_MEMORY = 80 * 2**30
+
+
+def e0294_param_count(m: ModelSpec) -> int:
+    """Parameters as E0294 Assignment 4 counts them (see the module docstring)."""
+    return int(E0294_PARAMS.exact(**model_values(m)))

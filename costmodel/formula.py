@@ -1,0 +1,109 @@
+"""One expression, three uses: numbers, LaTeX, and "show your work".
+
+A :class:`Formula` wraps a sympy expression written in the symbols of :mod:`costmodel.symbols`.
+
+- ``f(**values)`` evaluates through a cached ``lambdify`` (numpy: arrays broadcast, so a sweep of
+  a million points is one call);
+- ``f.exact(**values)`` substitutes exactly (sympy integers and rationals) and returns an ``int``
+  when the result is integral — parameter counts and byte counts stay exact;
+- ``f.latex()`` is the formula, ``f.show(**values)`` the formula with the numbers put in and
+  the result: ``P = V d + ... = 50257 \\cdot 768 + ... = 124439808``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from costmodel.symbols import NAME_OF
+
+
+def _to_sympy(value: Any) -> sp.Basic:
+    if isinstance(value, bool):
+        return sp.Integer(int(value))
+    if isinstance(value, numbers.Integral):
+        return sp.Integer(int(value))
+    if isinstance(value, float) and value.is_integer():
+        return sp.Integer(int(value))
+    if isinstance(value, float):
+        return sp.Rational(str(value))  # exact decimal: 0.5 → 1/2, 1e-6 → 1/1000000
+    return sp.sympify(value)
+
+
+def _format_number(value: Any) -> str:
+    if isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer()
+                                                and abs(value) < 1e15):
+        return str(int(value))
+    return f"{float(value):.6g}"
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A named sympy expression with its unit and a one-line description."""
+
+    name: str
+    expr: sp.Expr
+    unit: str = ""
+    description: str = ""
+    symbol: str = ""  # LaTeX for the left-hand side; defaults to the name
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @cached_property
+    def free_names(self) -> tuple[str, ...]:
+        """Python names of the symbols this formula needs, sorted."""
+        return tuple(sorted(NAME_OF[s] for s in self.expr.free_symbols))
+
+    @cached_property
+    def _fn(self):
+        syms = [next(s for s in self.expr.free_symbols if NAME_OF[s] == n)
+                for n in self.free_names]
+        return sp.lambdify(syms, self.expr, modules=["numpy"])
+
+    def _args(self, values: dict[str, Any]) -> list[Any]:
+        missing = [n for n in self.free_names if n not in values]
+        if missing:
+            raise ValueError(f"{self.name}: missing value(s) for {missing}")
+        return [values[n] for n in self.free_names]
+
+    def __call__(self, **values: Any) -> Any:
+        """Numeric value; numpy arrays broadcast."""
+        out = self._fn(*self._args(values))
+        if isinstance(out, np.ndarray) and out.ndim == 0:
+            return out.item()
+        return out
+
+    def exact(self, **values: Any) -> int | float | sp.Basic:
+        """Exact value by substitution: an int when the result is integral."""
+        args = self._args(values)
+        subs = {next(s for s in self.expr.free_symbols if NAME_OF[s] == n): _to_sympy(v)
+                for n, v in zip(self.free_names, args, strict=True)}
+        out = sp.nsimplify(self.expr.xreplace(subs)) if subs else self.expr
+        out = sp.simplify(out) if not out.is_number else out
+        if out.is_Integer:
+            return int(out)
+        if out.is_Rational:
+            return float(out)
+        if out.is_number:
+            return float(out)
+        return out
+
+    def latex(self) -> str:
+        """``lhs = expression`` in LaTeX."""
+        return f"{self.symbol or self.name} = {sp.latex(self.expr)}"
+
+    def substituted(self, **values: Any) -> str:
+        """The expression in LaTeX with every symbol replaced by its number (structure kept)."""
+        names = {s: _format_number(values[NAME_OF[s]])
+                 for s in self.expr.free_symbols if NAME_OF[s] in values}
+        return sp.latex(self.expr, mul_symbol="dot", symbol_names=names)
+
+    def show(self, **values: Any) -> str:
+        """Show your work: formula = formula with numbers = result."""
+        result = self.exact(**values)
+        shown = result if isinstance(result, int) else f"{float(result):.6g}"
+        return f"{self.latex()} = {self.substituted(**values)} = {shown}"

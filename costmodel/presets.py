@@ -1,0 +1,106 @@
+"""Presets: models and hardware read from the CSV files in ``costmodel/data`` (each row cites its
+source). Hardware CSV columns carry their unit in the name (MiB, GB/s, TFLOPS, µs); the loader
+converts them to bytes, bytes/s, FLOP/s and seconds."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from costmodel.specs import HardwareSpec, ModelSpec
+
+MIB = 2**20
+GB = 10**9
+TERA = 10**12
+ALIASES = {
+    "a100-80gb-sxm": "a100-80gb",
+    "a100-40gb-sxm": "a100-40gb",
+    "h100": "h100-sxm",
+    "h200-sxm": "h200",
+    "4090": "rtx-4090",
+    "gpt2-small": "gpt2",
+    "meta-llama-3-8b": "llama3-8b",
+    "llama-3-8b": "llama3-8b",
+    "llama-2-7b": "llama2-7b",
+}
+_BOOL = {"true": True, "false": False}
+_INT_FIELDS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab_size",
+               "max_context")
+_DTYPE_COLUMNS = {"fp32": "fp32_tflops", "tf32": "tf32_tflops", "fp16": "fp16_tflops",
+                  "bf16": "bf16_tflops", "fp8": "fp8_tflops", "int8": "int8_tops"}
+
+
+def _rows(filename: str) -> list[dict[str, str]]:
+    text = resources.files("costmodel").joinpath("data", filename).read_text()
+    return list(csv.DictReader(text.splitlines()))
+
+
+@cache
+def model_presets() -> dict[str, ModelSpec]:
+    """Every model preset, by name."""
+    out = {}
+    for row in _rows("models.csv"):
+        kw: dict = {k: int(row[k]) for k in _INT_FIELDS}
+        for k in ("gated_mlp", "qkv_bias", "out_bias", "mlp_bias", "lm_head_bias",
+                  "tied_embeddings"):
+            kw[k] = _BOOL[row[k]]
+        out[row["name"]] = ModelSpec(name=row["name"], activation=row["activation"],
+                                     norm=row["norm"], positions=row["positions"],
+                                     source=row["source"], **kw)
+    return out
+
+
+@cache
+def hardware_presets() -> dict[str, HardwareSpec]:
+    """Every hardware preset, by name."""
+    out = {}
+    for row in _rows("hardware.csv"):
+        peaks = {dt: float(row[col]) * TERA for dt, col in _DTYPE_COLUMNS.items() if row[col]}
+        out[row["name"]] = HardwareSpec(
+            name=row["name"],
+            memory_marketed=row["marketed"],
+            memory_bytes=int(row["memory_mib"]) * MIB,
+            bandwidth=float(row["bandwidth_gbs"]) * GB,
+            peak_flops=peaks,
+            interconnect_bandwidth=float(row["interconnect_gbs"]) * GB,
+            interconnect_latency=float(row["interconnect_latency_us"]) * 1e-6,
+            tdp_watts=float(row["tdp_w"]),
+            source=row["source"],
+            notes=row["notes"],
+        )
+    return out
+
+
+def _lookup(kind: str, name: str, table: dict):
+    key = ALIASES.get(name.strip().lower(), name.strip().lower())
+    if key in table:
+        return table[key]
+    close = difflib.get_close_matches(key, list(table) + list(ALIASES), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"{kind}: unknown preset {name!r}{hint} (known: {', '.join(sorted(table))})")
+
+
+def model(name: str | ModelSpec) -> ModelSpec:
+    """A model preset by name (``cm.model("llama3-8b")``); a ModelSpec passes through."""
+    if isinstance(name, ModelSpec):
+        return name
+    if not isinstance(name, str):
+        raise ValueError(f"model: expected a preset name or ModelSpec, got {type(name).__name__}")
+    return _lookup("model", name, model_presets())
+
+
+def hardware(name: str | HardwareSpec | Path) -> HardwareSpec:
+    """A hardware preset by name (``cm.hardware("a100-80gb")``), or a JSON hardware file written
+    by ``costmodel calibrate`` (a path ending in .json); a HardwareSpec passes through."""
+    if isinstance(name, HardwareSpec):
+        return name
+    if isinstance(name, Path) or (isinstance(name, str) and name.endswith(".json")):
+        return HardwareSpec.load(name)
+    if not isinstance(name, str):
+        raise ValueError(
+            f"hardware: expected a preset name, a .json file or HardwareSpec, "
+            f"got {type(name).__name__}")
+    return _lookup("hardware", name, hardware_presets())

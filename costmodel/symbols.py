@@ -1,0 +1,78 @@
+"""The sympy symbols every formula is written in, declared once.
+
+Each symbol has a Python name (the keyword a caller passes a number under) and a LaTeX name
+(what a formula prints). ``model_values(spec)`` gives a ModelSpec's numbers under those names.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from costmodel.specs import ModelSpec
+
+_pos_int = {"positive": True, "integer": True}
+
+# model
+L = sp.Symbol("L", **_pos_int)                 # layers
+d = sp.Symbol("d", **_pos_int)                 # d_model (embedding width)
+H = sp.Symbol("H", **_pos_int)                 # query heads
+H_kv = sp.Symbol("H_{kv}", **_pos_int)         # key/value heads (GQA); H_kv = H is MHA
+d_h = sp.Symbol("d_h", **_pos_int)             # head dimension
+d_ff = sp.Symbol("d_{ff}", **_pos_int)         # MLP inner width
+V = sp.Symbol("V", **_pos_int)                 # vocabulary
+S = sp.Symbol("S", **_pos_int)                 # learned position-table length (max context)
+
+# workload
+B = sp.Symbol("B", **_pos_int)                 # sequences in the batch
+q = sp.Symbol("q", **_pos_int)                 # new tokens per sequence in this pass
+c = sp.Symbol("c", nonnegative=True, integer=True)  # cached tokens each new token also attends to
+s = sp.Symbol("s", **_pos_int)                 # context length (tokens held in the KV cache)
+g = sp.Symbol("g", **_pos_int)                 # tokens to generate
+TP = sp.Symbol("TP", **_pos_int)               # tensor-parallel degree
+b_w = sp.Symbol("b_w", positive=True)          # bytes per weight
+b_kv = sp.Symbol("b_{kv}", positive=True)      # bytes per KV-cache element
+b_a = sp.Symbol("b_a", positive=True)          # bytes per activation element
+
+# memory
+M = sp.Symbol("M", positive=True)              # device memory, bytes
+P = sp.Symbol("P", **_pos_int)                 # parameter count
+u = sp.Symbol("u", positive=True)              # usable fraction of memory
+R = sp.Symbol("R", nonnegative=True)           # reserved bytes (runtime, activations, ...)
+
+# roofline
+F = sp.Symbol("F", nonnegative=True)           # FLOPs
+Q = sp.Symbol("Q", nonnegative=True)           # bytes moved (memory traffic)
+pi = sp.Symbol(r"\pi", positive=True)          # peak FLOP/s
+beta = sp.Symbol(r"\beta", positive=True)      # memory bandwidth, bytes/s
+eta_c = sp.Symbol(r"\eta_c", positive=True)    # compute efficiency
+eta_m = sp.Symbol(r"\eta_m", positive=True)    # bandwidth efficiency
+
+# attention intensity (the course texts' N and d)
+N = sp.Symbol("N", **_pos_int)                 # sequence length
+d_head = d_h
+
+# speculative decoding
+alpha = sp.Symbol(r"\alpha", nonnegative=True)  # acceptance rate
+gamma = sp.Symbol(r"\gamma", **_pos_int)        # drafted tokens per iteration
+c_ratio = sp.Symbol("c", positive=True)         # cost ratio T_draft / T_target
+
+#: Python keyword → symbol, for every symbol a caller may give a number for.
+BY_NAME: dict[str, sp.Symbol] = {
+    "n_layers": L, "d_model": d, "n_heads": H, "n_kv_heads": H_kv, "head_dim": d_h,
+    "d_ff": d_ff, "vocab_size": V, "max_context": S,
+    "batch": B, "new_tokens": q, "cached_tokens": c, "context": s, "generate": g, "tp": TP,
+    "weight_bytes": b_w, "kv_bytes": b_kv, "act_bytes": b_a,
+    "memory": M, "params": P, "mem_util": u, "reserved": R,
+    "flops": F, "bytes": Q, "peak": pi, "bandwidth": beta, "eta_c": eta_c, "eta_m": eta_m,
+    "n": N, "alpha": alpha, "gamma": gamma, "cost_ratio": c_ratio,
+}
+NAME_OF: dict[sp.Symbol, str] = {v: k for k, v in BY_NAME.items() if k != "n"} | {N: "n"}
+
+
+def model_values(spec: ModelSpec) -> dict[str, int]:
+    """A ModelSpec's numbers keyed by symbol name."""
+    return {
+        "n_layers": spec.n_layers, "d_model": spec.d_model, "n_heads": spec.n_heads,
+        "n_kv_heads": spec.n_kv_heads, "head_dim": spec.head_dim, "d_ff": spec.d_ff,
+        "vocab_size": spec.vocab_size, "max_context": spec.max_context,
+    }
