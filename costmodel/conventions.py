@@ -20,9 +20,11 @@ Reproduce its table with ``params=e0294_param_count(m)`` and ``hw=80 * 2**30``.
 
 from __future__ import annotations
 
+import sympy as sp
+
 from costmodel.formula import Formula
 from costmodel.specs import ModelSpec
-from costmodel.symbols import H_kv, L, V, d, d_ff, d_h, model_values
+from costmodel.symbols import B, H_kv, L, N, V, b_e, d, d_ff, d_h, model_values
 
 E0294_PARAMS = Formula(
     "e0294_param_count",
@@ -37,3 +39,16 @@ E0294_GPU_MEMORY = 80 * 2**30
 def e0294_param_count(m: ModelSpec) -> int:
     """Parameters as E0294 Assignment 4 counts them (see the module docstring)."""
     return int(E0294_PARAMS.exact(**model_values(m)))
+
+
+def e0294_attention(phase: str) -> tuple[sp.Expr, sp.Expr]:
+    """(FLOPs, bytes) of attention as the E0294 text counts them (Problem 1(c), its code):
+
+    prefill  4N²d + 5N²   and (4Nd + 3N² + Nd)·b
+    decode   B(4Nd + 5N)  and ((2N + 1)d + 3NB)·b   (B = 1: the single-request formula)
+
+    See :mod:`costmodel.intensity` for the exact counts and why they differ.
+    """
+    if phase == "prefill":
+        return 4 * N**2 * d + 5 * N**2, (4 * N * d + 3 * N**2 + N * d) * b_e
+    return B * (4 * N * d + 5 * N), ((2 * N + 1) * d + 3 * N * B) * b_e

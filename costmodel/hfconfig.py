@@ -49,7 +49,7 @@ def load_config(path_or_dict: str | Path | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _get_int(cfg: Mapping[str, Any], key: str, default: Any = None) -> int:
-    value = cfg.get(key, default)
+    value = default if cfg.get(key) is None else cfg[key]  # JSON null = absent (n_inner)
     if value is None:
         raise ValueError(f"config.json: missing field {key!r}")
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

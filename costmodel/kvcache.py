@@ -40,7 +40,7 @@ def kv_bytes_per_token(m: ModelSpec, kv_bytes: float = 2) -> int | float:
 
 
 def kv_cache_bytes(m: ModelSpec, context: int, batch: int = 1, kv_bytes: float = 2) -> int | float:
-    """KV-cache bytes for ``batch`` requests of ``context`` tokens: B · s · 2 · L · H_kv · d_h · b_kv.
+    """KV-cache bytes of ``batch`` requests of ``context`` tokens: B·s·2·L·H_kv·d_h·b_kv.
 
     >>> import costmodel as cm
     >>> cm.kv_cache_bytes(cm.model("llama3-8b"), context=1024)   # 2·32·8·128·2 B/token · 1024

@@ -23,7 +23,7 @@ import sympy as sp
 
 from costmodel.formula import Formula
 from costmodel.specs import ModelSpec
-from costmodel.symbols import H_kv, L, S, V, H, b_w, d, d_ff, d_h, model_values
+from costmodel.symbols import H, H_kv, L, S, V, b_w, d, d_ff, d_h, model_values
 
 
 def _flags(spec: ModelSpec) -> tuple:

@@ -49,7 +49,7 @@ eta_m = sp.Symbol(r"\eta_m", positive=True)    # bandwidth efficiency
 
 # attention intensity (the course texts' N and d)
 N = sp.Symbol("N", **_pos_int)                 # sequence length
-d_head = d_h
+b_e = sp.Symbol("b", positive=True)            # bytes per element (the E0294 text's dtype_size)
 
 # speculative decoding
 alpha = sp.Symbol(r"\alpha", nonnegative=True)  # acceptance rate
@@ -64,7 +64,7 @@ BY_NAME: dict[str, sp.Symbol] = {
     "weight_bytes": b_w, "kv_bytes": b_kv, "act_bytes": b_a,
     "memory": M, "params": P, "mem_util": u, "reserved": R,
     "flops": F, "bytes": Q, "peak": pi, "bandwidth": beta, "eta_c": eta_c, "eta_m": eta_m,
-    "n": N, "alpha": alpha, "gamma": gamma, "cost_ratio": c_ratio,
+    "n": N, "bytes_per_element": b_e, "alpha": alpha, "gamma": gamma, "cost_ratio": c_ratio,
 }
 NAME_OF: dict[sp.Symbol, str] = {v: k for k, v in BY_NAME.items() if k != "n"} | {N: "n"}
 
