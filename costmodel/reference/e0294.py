@@ -108,7 +108,9 @@ DEFAULT_CONFIG = E0294Config()
 REFERENCE_CONFIG = E0294Config(vocab_size=1000, d_model=32, d_ff=128, num_layers=2, max_seq_len=256)
 
 
-def causal_mask(q_len: int, past_len: int, device: torch.device | str | None = None) -> torch.Tensor:
+def causal_mask(
+    q_len: int, past_len: int, device: torch.device | str | None = None
+) -> torch.Tensor:
     """Boolean mask ``[q_len, past_len + q_len]``, True where attention is forbidden.
 
     Query ``i`` sits at absolute position ``past_len + i`` and may attend to keys
@@ -240,7 +242,7 @@ class DecoderOnlyTransformer(nn.Module):
                            self.max_seq_len)
 
     def _check_input_ids(self, input_ids: torch.Tensor) -> None:
-        """Raise ValueError unless ``input_ids`` is a non-empty ``[B, T]`` integer tensor in range."""
+        """Raise ValueError unless ``input_ids`` is a non-empty ``[B, T]`` int tensor in range."""
         if not isinstance(input_ids, torch.Tensor):
             raise ValueError(f"input_ids: must be a torch.Tensor, got {type(input_ids).__name__}")
         if input_ids.dim() != 2 or input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
@@ -729,7 +731,8 @@ def plot_benchmark(rows: Sequence[Mapping[str, float | int | str]], path: Path) 
     ax.set_xlabel("Prompt length (tokens)")
     ax.set_ylabel(f"Latency to generate {rows[0]['num_tokens']} tokens (s)")
     ax.set_title(f"E0294 2-layer model: generation latency vs prompt length "
-                 f"({rows[0]['device']}, median of {rows[0]['repeats']})", fontsize=10)
+                 f"({rows[0]['device']}, {rows[0]['threads']} thread(s), "
+                 f"median of {rows[0]['repeats']})", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -763,6 +766,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=1)
     p.add_argument("--atol", type=float, default=DEFAULT_ATOL)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice)")
     for name in ("vocab_size", "d_model", "d_ff", "num_layers", "max_seq_len"):
         p.add_argument(f"--{name}", type=int, default=None,
                        help="default: read off the state dict, else the preset's value")
@@ -772,6 +777,10 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     """Carry out one CLI mode; returns the exit code."""
     device = resolve_device(args.device)
+    if args.threads is not None:
+        if args.threads <= 0:
+            raise ValueError(f"threads: must be a positive integer, got {args.threads}")
+        torch.set_num_threads(args.threads)
     overrides = {k: getattr(args, k) for k in asdict(DEFAULT_CONFIG)}
     if args.mode in ("evaluate", "kv_evaluate"):
         sd_path = args.model_state_dict or str(DATA_DIR / STATE_DICT_FILENAME)
