@@ -25,7 +25,10 @@ from costmodel.roofline import (
     Analysis,
     Generation,
     analyze,
+    critical_batch,
+    critical_batch_formula,
     decode_step,
+    decode_time_formula,
     generation,
     no_cache_step,
     prefill,
@@ -36,7 +39,8 @@ from costmodel.specs import HardwareSpec, ModelSpec
 
 __all__ = [
     "Analysis", "BatchPlan", "Formula", "Generation", "HardwareSpec", "ModelSpec", "Options",
-    "analyze", "attention_counts", "attention_formulas", "attention_intensity", "batch_plan",
+    "analyze", "attention_counts", "critical_batch", "critical_batch_formula",
+    "decode_time_formula", "attention_formulas", "attention_intensity", "batch_plan",
     "decode_step", "e0294_param_count", "generation", "hardware", "hardware_presets",
     "kv_bytes_per_token", "kv_cache_bytes", "max_batch_formula", "max_batch_size", "model",
     "model_presets", "no_cache_step", "operators", "param_breakdown", "param_count", "prefill",

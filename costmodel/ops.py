@@ -203,7 +203,15 @@ def total(m: ModelSpec, quantity: str, options: Options = Options(),
           blocks: tuple[str, ...] | None = None, kinds: tuple[str, ...] | None = None) -> sp.Expr:
     """Σ over operators (× L for per-layer ones) of ``quantity`` ('flops', 'bytes', a byte part
     or 'comm_bytes'), optionally only some blocks or kinds."""
-    terms = [op.count * getattr(op, quantity) for op in operators(m, options)
+    return total_expr(spec_flags(m), quantity, options, blocks, kinds)
+
+
+@cache
+def total_expr(flags: tuple, quantity: str, options: Options = Options(),
+               blocks: tuple[str, ...] | None = None,
+               kinds: tuple[str, ...] | None = None) -> sp.Expr:
+    """:func:`total` keyed by the structure flags (cached)."""
+    terms = [op.count * getattr(op, quantity) for op in _operators(flags, options)
              if (blocks is None or op.block in blocks) and (kinds is None or op.kind in kinds)]
     return sp.Add(*terms)
 

@@ -32,6 +32,7 @@ from costmodel.errors import (
     check_positive_int,
     check_positive_number,
 )
+from costmodel.formula import Formula
 from costmodel.ops import PARTS, Op, Options, _operators, spec_flags
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import model as model_preset
@@ -482,3 +483,60 @@ def loop_reference(m, hw, points: Sequence[tuple[int, int, int]], **kw) -> list[
 __all__ = ["Analysis", "Generation", "Machine", "analyze", "decode_step", "evaluate_ops",
            "generation", "no_cache_step", "op_times", "prefill", "sum_max_linear",
            "sweep", "verify_step"]
+
+
+# ---------------------------------------------------------------- symbolic: B_crit, Σ decode
+@cache
+def _critical_batch_expr(flags: tuple, options: Options) -> sp.Expr:
+    from costmodel.ops import total_expr
+    from costmodel.symbols import beta, eta_c, eta_m, pi, s
+
+    F = total_expr(flags, "flops", options).subs({q: 1, c: s, TP: 1})
+    Q = total_expr(flags, "bytes", options).subs({q: 1, c: s, TP: 1})
+    (solution,) = sp.solve(sp.Eq(F / (eta_c * pi), Q / (eta_m * beta)), B)
+    return sp.simplify(solution)
+
+
+def critical_batch_formula(m: ModelSpec | str, **options) -> Formula:
+    """B_crit: the decode batch at which the pass's compute time equals its memory time,
+    F(B)/(η_c·π) = Q(B)/(η_m·β) solved for B (TP = 1, context s). Both sides are linear in B;
+    with weights dominating, B_crit ≈ (π/β)·(b_w/2) — the ridge point (scaling-book)."""
+    m = model_preset(m)
+    return Formula("critical_batch", _critical_batch_expr(spec_flags(m), Options(**options)),
+                   "requests", "decode batch where compute time = memory time",
+                   symbol=r"B_{\mathrm{crit}}")
+
+
+def critical_batch(m: ModelSpec | str, hw: HardwareSpec | str, context: int,
+                   weight_bytes: float = 2, kv_bytes: float = 2, act_bytes: float | None = None,
+                   dtype: str | None = None, eta_c: float = 1.0, eta_m: float = 1.0,
+                   **options) -> float:
+    """Numeric B_crit (float; ``inf`` when decode never turns compute-bound, e.g. when each
+    request's KV reads alone keep the intensity under the ridge point)."""
+    from costmodel.symbols import model_values
+
+    m, hw = model_preset(m), hardware_preset(hw)
+    check_positive_int("context", context)
+    act_bytes = act_bytes if act_bytes is not None else (4 if weight_bytes >= 4 else 2)
+    f = critical_batch_formula(m, **options)
+    values = dict(model_values(m), context=context, weight_bytes=weight_bytes,
+                  kv_bytes=kv_bytes, act_bytes=act_bytes, eta_c=eta_c, eta_m=eta_m,
+                  peak=hw.peak(resolve_dtype(hw, dtype, weight_bytes)),
+                  bandwidth=hw.bandwidth)
+    value = float(f(**{k: v for k, v in values.items() if k in f.free_names}))
+    return value if value > 0 else float("inf")
+
+
+def decode_time_formula(m: ModelSpec | str, **options) -> Formula:
+    """Σ_{j=0}^{g−2} Q(q=1, c=s+j) / (η_m·β): all decode steps of a g-token generation after an
+    s-token prompt when every step is memory-bound, summed in closed form (sympy)."""
+    from costmodel.ops import total_expr
+    from costmodel.symbols import beta, eta_m, g, s
+
+    m = model_preset(m)
+    j = sp.Symbol("j", nonnegative=True, integer=True)
+    Q = total_expr(spec_flags(m), "bytes", Options(**options)).subs({q: 1, TP: 1, c: s + j})
+    total_bytes = sp.factor_terms(sp.expand(sp.summation(sp.expand(Q), (j, 0, g - 2))))
+    return Formula("decode_time", total_bytes / (eta_m * beta), "s",
+                   "memory-bound time of all decode steps (closed form)",
+                   symbol=r"T_{\mathrm{decode}}")
