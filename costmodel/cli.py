@@ -71,8 +71,7 @@ def _table(result: Result) -> str:
     parts = []
     if result.title:
         parts.append(result.title)
-    parts.append(tabulate(body, headers=cols, tablefmt="simple", missingval="-",
-                          disable_numparse=False))
+    parts.append(tabulate(body, headers=cols, tablefmt="simple", missingval="-"))
     parts.extend(result.notes)
     return "\n".join(parts)
 
@@ -471,7 +470,24 @@ def _summary() -> str:
     return "\n".join(lines)
 
 
+#: Modules that register more subcommands when imported (each may be absent).
+COMMAND_MODULES = ("costmodel.roofline_commands", "costmodel.validation_commands",
+                   "costmodel.bench_commands")
+
+
+def _load_command_modules() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+
+
 def build_parser() -> argparse.ArgumentParser:
+    _load_command_modules()
     parser = argparse.ArgumentParser(
         prog="costmodel",
         description="Analytical inference-cost calculator for decoder-only transformers.")
@@ -513,5 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # run through the package module so plugins register in one place
+    from costmodel.cli import main as _main
+
+    sys.exit(_main())
