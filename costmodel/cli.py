@@ -100,6 +100,8 @@ def emit(results: Result | list[Result], fmt: str, out=None) -> None:
     """Print one or more results in ``fmt`` (table, csv or json)."""
     out = out or sys.stdout
     results = [results] if isinstance(results, Result) else list(results)
+    if not results:  # the command printed its own output (benchmarks)
+        return
     if fmt != "table" and len(results) != 1:
         raise ValueError(f"format: --format {fmt} prints one table; this command made "
                          f"{len(results)} — narrow the command to one of them")
