@@ -14,7 +14,8 @@ d_h = d, no mask, and (q, c) = (N, 0) for prefill or (1, N − 1) for decode —
 Batched decode with B requests, each with its own K and V (``kv="per_request"``, what serving
 does): FLOPs and bytes both scale by B, so the intensity does not grow with B (≈ 1 FLOP/byte at
 b = 2). Only if all B queries share one K/V (``kv="shared"``: one prompt, B samples) is K/V read
-once: bytes = (2Nd + B(2d + 4N))·b, and the intensity rises with B toward (4d + 5)/(4b).
+once: bytes = (2Nd + B(2d + 4N))·b, and the intensity rises with B toward
+(4Nd + 5N)/((2d + 4N)·b) (60.8 at N = 1024, d = 128, b = 2).
 ``attention="fused"`` (FlashAttention) drops the S/P traffic: prefill bytes 4Nd·b.
 
 The E0294 text's own counts (``convention="e0294"``) differ: prefill bytes (4Nd + 3N² + Nd)·b

@@ -124,8 +124,10 @@ def _operators(flags: tuple, o: Options) -> tuple[Op, ...]:
     e = ELEMENTWISE_FLOPS
     standard = o.attention == "standard"
     kv_seqs = B if o.kv_sharing == "per_request" else sp.Integer(1)
-    # K/V of the attended tokens: from the cache (b_kv) or, without one, from activations (b_a).
-    past_kv_bytes = b_kv if o.kv_cache else b_a
+    # K (or V) of the attended tokens: read from the cache (b_kv bytes, the kv_read column) or,
+    # without a cache, the activations just computed (b_a bytes, the act_read column).
+    k_elems = kv_seqs * K * h_kv * d_h
+    k_cache, k_act = (k_elems * b_kv, zero) if o.kv_cache else (zero, k_elems * b_a)
 
     def op(name, kind, block, flops=zero, w=zero, ar=zero, aw=zero, kr=zero, kw=zero,
            comm=zero, per_layer=True, kernels=1):
@@ -165,12 +167,12 @@ def _operators(flags: tuple, o: Options) -> tuple[Op, ...]:
     score_bytes = B * h * q * K * b_a if standard else zero
     ops += [
         op("qk_scores", "attention", "attention", 2 * B * h * A * d_h,
-           ar=T * h * d_h * b_a, kr=kv_seqs * K * h_kv * d_h * past_kv_bytes, aw=score_bytes),
+           ar=T * h * d_h * b_a + k_act, kr=k_cache, aw=score_bytes),
         op("softmax", "elementwise", "attention", e["softmax"] * B * h * A,
            ar=score_bytes + (q * K * b_a if standard and o.mask else zero), aw=score_bytes,
            kernels=1 if standard else 0),
         op("attn_v", "attention", "attention", 2 * B * h * A * d_h,
-           ar=score_bytes, kr=kv_seqs * K * h_kv * d_h * past_kv_bytes, aw=T * h * d_h * b_a,
+           ar=score_bytes + k_act, kr=k_cache, aw=T * h * d_h * b_a,
            kernels=1 if standard else 0),
         op("out_proj", "matmul", "attention", 2 * T * h * d_h * d,
            w=(h * d_h * d + (d if out_bias else 0)) * b_w, ar=T * h * d_h * b_a,

@@ -36,7 +36,7 @@ from costmodel.formula import Formula
 from costmodel.ops import PARTS, Op, Options, _operators, spec_flags
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import model as model_preset
-from costmodel.specs import HardwareSpec, ModelSpec, dtype_for_bytes
+from costmodel.specs import DTYPES, HardwareSpec, ModelSpec, dtype_for_bytes
 from costmodel.symbols import TP, B, H, H_kv, L, V, b_a, b_kv, b_w, c, d, d_ff, d_h, q
 
 _ARGS = (L, d, H, H_kv, d_h, d_ff, V, B, q, c, TP, b_w, b_a, b_kv)
@@ -431,6 +431,7 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
     ring = np.where(tpf > 1, 2 * (tpf - 1) / tpf, 0.0)
     new_tokens = B_ * qv if phase != "no_cache" else B_
     frames = []
+    names = list(dict.fromkeys(h.name for h in hws))
     for h in hws:
         if (tps > 1).any() and h.interconnect_bandwidth <= 0:
             raise ValueError(f"tp: {h.name} has no interconnect bandwidth")
@@ -438,6 +439,7 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
         peak, bw = eta_c * mach.peak, eta_m * mach.bandwidth
         ratio = peak / bw
         time = np.zeros(shape)       # accumulates peak · t (divided by peak at the end)
+        comm_time = np.zeros(shape)
         compute = flops / peak
         for op, f, b, comm in per_op:
             t = np.maximum(f, b * ratio)
@@ -446,26 +448,26 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
                 time += op.kernels * mach.kernel_overhead * peak * \
                     (m.n_layers if op.per_layer else 1) * ((f + b) > 0)
             if comm.any() and (tpf > 1).any():
-                time += peak * comm * ring / max(mach.link_bandwidth, 1e-30) + peak * \
+                comm_time += comm * ring / max(mach.link_bandwidth, 1e-30) + \
                     np.where(tpf > 1, mach.link_latency, 0) * (m.n_layers if op.per_layer else 1)
-        time /= peak
+        time = time / peak + comm_time
+        memory = nbytes / bw
+        bound = np.where(comm_time > np.maximum(compute, memory), 2,
+                         np.where(compute < memory, 1, 0))
         frames.append(pd.DataFrame({
-            "hardware": pd.Categorical.from_codes(np.zeros(B_.size, dtype=np.int8), [h.name]),
-            "dtype": pd.Categorical.from_codes(np.zeros(B_.size, dtype=np.int8), [mach.dtype]),
+            "hardware": pd.Categorical.from_codes(
+                np.full(B_.size, names.index(h.name), dtype=np.int16), names),
+            "dtype": pd.Categorical.from_codes(
+                np.full(B_.size, DTYPES.index(mach.dtype), dtype=np.int8), DTYPES),
             "batch": B_.ravel(), "context": C_.ravel(), "tp": T_.ravel(),
             "flops": flops.ravel(), "bytes": nbytes.ravel(),
             "intensity": (flops / nbytes).ravel(), "time_s": time.ravel(),
-            "bound": pd.Categorical.from_codes((compute < nbytes / bw).ravel().astype(np.int8),
-                                               ["compute", "memory"]),
+            "bound": pd.Categorical.from_codes(bound.ravel().astype(np.int8),
+                                               ["compute", "memory", "communication"]),
             "tokens_per_s": (new_tokens / time).ravel(),
             "fits": (need <= mem_util * h.memory_bytes).ravel(),
         }))
-    if len(frames) == 1:
-        return frames[0]
-    out = pd.concat(frames, ignore_index=True)
-    for col in ("hardware", "dtype"):
-        out[col] = out[col].astype("category")
-    return out
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def sweep_grid_size(*axes: Sequence) -> int:

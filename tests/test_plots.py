@@ -1,0 +1,58 @@
+"""Every figure function in costmodel.plots returns a Figure with labelled axes (units named)
+and saves a PNG."""
+
+from __future__ import annotations
+
+import pytest
+from matplotlib.figure import Figure
+
+import costmodel as cm
+from costmodel import plots
+
+
+def _figures():
+    m = cm.model("llama3-8b")
+    a1 = cm.decode_step(m, "a100-80gb", context=1024)
+    a2 = cm.prefill(m, "a100-80gb", prompt=2048)
+    return {
+        "roofline_chart": (plots.roofline_chart(a1, a2), ("FLOPs per byte", "TFLOP/s")),
+        "roofline_chart_labels": (plots.roofline_chart(a1, labels=["decode"]),
+                                  ("FLOPs per byte", "TFLOP/s")),
+        "intensity_vs_n": (plots.intensity_vs_n(), ("tokens", "FLOPs per byte")),
+        "intensity_vs_batch": (plots.intensity_vs_batch(), ("requests", "FLOPs per byte")),
+        "speedup_vs_gamma": (plots.speedup_vs_gamma(0.75, 0.08, measured={3: 2.0}),
+                             ("γ", "×")),
+        "max_batch_vs_context": (plots.max_batch_vs_context(m, "a100-80gb",
+                                                            contexts=(1024, 4096), tps=(1, 2)),
+                                 ("tokens", "requests")),
+    }
+
+
+@pytest.fixture(scope="module")
+def figures():
+    return _figures()
+
+
+def test_every_public_figure_function_is_covered(figures):
+    public = {name for name in dir(plots) if not name.startswith("_")
+              and callable(getattr(plots, name)) and getattr(getattr(plots, name),
+                                                             "__module__", "") == plots.__name__}
+    public -= {"save"}
+    covered = {k.removesuffix("_labels") for k in figures}
+    assert public <= covered, public - covered
+
+
+@pytest.mark.parametrize("name", ["roofline_chart", "roofline_chart_labels", "intensity_vs_n",
+                                  "intensity_vs_batch", "speedup_vs_gamma",
+                                  "max_batch_vs_context"])
+def test_figure_labelled_and_saved(figures, name, tmp_path):
+    fig, (x_unit, y_unit) = figures[name]
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert ax.get_xlabel().strip() and ax.get_ylabel().strip()
+    assert x_unit in ax.get_xlabel(), ax.get_xlabel()
+    assert y_unit in ax.get_ylabel(), ax.get_ylabel()
+    assert ax.get_title().strip()
+    path = tmp_path / f"{name}.png"
+    plots.save(fig, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
