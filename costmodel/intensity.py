@@ -86,6 +86,7 @@ def attention_counts(n, d, phase: str = "prefill", batch=1, bytes_per_element: f
         elif np.any(np.asarray(value) <= 0):
             raise ValueError(f"{name}: every value must be a positive integer")
     check_positive_number("bytes_per_element", bytes_per_element)
+    n, d, batch = (v if np.ndim(v) == 0 else np.asarray(v) for v in (n, d, batch))
     values = {"n": n, "d_model": d, "batch": batch, "bytes_per_element": bytes_per_element}
     return {key: formula(**{k: v for k, v in values.items() if k in formula.free_names})
             for key, formula in attention_formulas(phase, kv, attention, convention).items()}

@@ -1,21 +1,19 @@
 """Matplotlib figures: the roofline with operators, attention intensity vs N and vs B, speedup
-vs γ, and max batch vs context. Each function returns a Figure (Agg backend, no display)."""
+vs γ, and max batch vs context. Each function returns a ``matplotlib.figure.Figure`` built
+without pyplot, so importing this module never changes the backend (Jupyter's inline display,
+Streamlit's ``st.pyplot(fig)`` and ``fig.savefig`` all work)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from costmodel.batch import max_batch_size  # noqa: E402
-from costmodel.intensity import attention_intensity  # noqa: E402
-from costmodel.roofline import Analysis  # noqa: E402
-from costmodel.speculative import speedup  # noqa: E402
+from costmodel.batch import max_batch_size
+from costmodel.intensity import attention_intensity
+from costmodel.roofline import Analysis
+from costmodel.speculative import speedup
 
 TERA = 1e12
 
@@ -26,7 +24,8 @@ def roofline_chart(*analyses: Analysis, labels: Sequence[str] | None = None) -> 
     a0 = analyses[0]
     hw = a0.hardware
     peak, bw = hw.peak(a0.dtype) * a0.workload["eta_c"], hw.bandwidth * a0.workload["eta_m"]
-    fig, ax = plt.subplots(figsize=(8, 5.5), constrained_layout=True)
+    fig = Figure(figsize=(8, 5.5), layout="constrained")
+    ax = fig.subplots()
     x = np.logspace(-2, 4, 200)
     ax.plot(x, np.minimum(peak, bw * x) / TERA, color="black", lw=2,
             label=f"{hw.name} roof: {peak / TERA:.0f} TFLOP/s {a0.dtype}, {bw / 1e9:.0f} GB/s")
@@ -65,7 +64,8 @@ def intensity_vs_n(d: int = 128, ns: Sequence[int] = (128, 256, 512, 1024, 2048,
     """Prefill attention intensity vs sequence length N (batch 1): exact standard, fused, and
     the E0294 text's counts."""
     ns = np.asarray(ns)
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.subplots()
     for label, kw in (("standard (exact counts)", {}), ("fused / FlashAttention",
                                                         {"attention": "fused"}),
                       ("E0294 text's counts", {"convention": "e0294"})):
@@ -86,7 +86,8 @@ def intensity_vs_batch(n: int = 1024, d: int = 128,
     """Decode attention intensity vs batch B: per-request K/V (flat), shared K/V (rises), and
     the E0294 text's formula (which shares K/V)."""
     bs = np.asarray(batches)
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.subplots()
     for label, kw in (("per-request K/V (serving)", {"kv": "per_request"}),
                       ("shared K/V (one prompt, B samples)", {"kv": "shared"}),
                       ("E0294 text's formula", {"convention": "e0294"})):
@@ -108,7 +109,8 @@ def speedup_vs_gamma(alpha: float, cost_ratio: float, gammas: Sequence[int] = ra
     """Speculative improvement vs γ (with and without the bonus token), optimum marked;
     optional measured points {γ: improvement}."""
     g = np.asarray(list(gammas))
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.subplots()
     y = speedup(alpha, g, cost_ratio)
     ax.plot(g, y, marker="o", label="predicted (with bonus token)")
     ax.plot(g, speedup(alpha, g, cost_ratio, bonus=False), marker=".", ls="--",
@@ -132,7 +134,8 @@ def speedup_vs_gamma(alpha: float, cost_ratio: float, gammas: Sequence[int] = ra
 def max_batch_vs_context(m, hw, contexts: Sequence[int] = (512, 1024, 2048, 4096, 8192),
                          tps: Sequence[int] = (1, 2, 4, 8), **kw) -> Figure:
     """Max batch size vs context, one line per TP degree."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.subplots()
     for tp in tps:
         ax.plot(contexts, [max_batch_size(m, hw, c, tp=tp, **kw) for c in contexts],
                 marker="o", label=f"TP = {tp}")
@@ -148,6 +151,5 @@ def max_batch_vs_context(m, hw, contexts: Sequence[int] = (512, 1024, 2048, 4096
 
 
 def save(fig: Figure, path) -> None:
-    """Save a figure as PNG (150 dpi) and close it."""
+    """Save a figure as PNG (150 dpi)."""
     fig.savefig(path, dpi=150)
-    plt.close(fig)

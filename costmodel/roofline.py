@@ -426,7 +426,8 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
     kv_gpu = KV_PER_REQUEST_PER_GPU(n_layers=m.n_layers, n_kv_heads=m.n_kv_heads,
                                     head_dim=m.head_dim, context=cv + qv, tp=T_,
                                     kv_bytes=kv_bytes)
-    need = n_params * weight_bytes / T_ + B_ * kv_gpu
+    # the no-cache baseline keeps no KV cache between steps: only the weights must fit
+    need = n_params * weight_bytes / T_ + (0 if phase == "no_cache" else B_ * kv_gpu)
     tpf = T_.astype(float)
     ring = np.where(tpf > 1, 2 * (tpf - 1) / tpf, 0.0)
     new_tokens = B_ * qv if phase != "no_cache" else B_

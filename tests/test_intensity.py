@@ -109,3 +109,11 @@ def test_bad_input_names_field(kwargs, field):
     args = {"n": NN, "d": DD, "phase": "prefill", **kwargs}
     with pytest.raises(ValueError, match=field):
         cm.attention_intensity(**args)
+
+
+def test_lists_broadcast_like_arrays():
+    # plain Python lists are accepted wherever numpy arrays are
+    from_list = cm.attention_intensity([128, 1024], 128, "decode", batch=[1, 2], kv="shared")
+    from_array = cm.attention_intensity(np.array([128, 1024]), 128, "decode",
+                                        batch=np.array([1, 2]), kv="shared")
+    assert np.allclose(from_list, from_array)

@@ -184,3 +184,12 @@ def test_sweep_bad_input():
         cm.sweep("gpt2", "a100-80gb", tp=[1, 24])
     with pytest.raises(ValueError, match="generate"):
         cm.generation("gpt2", "t4", prompt=10, generate=0)
+
+
+def test_sweep_fits_no_cache_needs_only_the_weights():
+    # GPT2-XL fp16 weights: 2 × 1,557,611,200 = 3,115,222,400 bytes < the T4's 15 GiB. A decode
+    # batch of 200 at context 1024 adds 200 × 1025 × 2·48·1600·2 bytes ≈ 63 GB of KV: no fit.
+    # The no-cache baseline keeps no KV cache, so the same batch fits (activations aside).
+    dec = cm.sweep("gpt2-xl", "t4", batch=[200], context=[1024], phase="decode")
+    nc = cm.sweep("gpt2-xl", "t4", batch=[200], context=[1024], phase="no_cache")
+    assert not dec["fits"].iloc[0] and nc["fits"].iloc[0]

@@ -1,0 +1,268 @@
+"""The worked-answer notebooks in notebooks/: each one runs from a clean kernel without error, the
+committed copies carry their outputs (no machine paths, < 1 MB), and the key numbers they
+print match independent hand derivations written out below, not their own earlier output.
+
+Each notebook ends with a cell that prints ``RESULTS {json}``. The checks parse that line from
+the fresh execution. Notebooks that have a small mode read ``COSTMODEL_NB_SMALL=1``, which this
+test sets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+NB_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
+CELL_TIMEOUT = 300          # seconds per cell
+MAX_BYTES = 1_000_000       # committed notebook size limit
+MACHINE_PATHS = ("/work/", "/root/", "/tmp/", "/home/")
+E0294 = "01_kv_cache_batch_tp_intensity"
+CS229S = "02_gpt2xl_inference_math"
+
+
+def execute(path: Path):
+    """Run a notebook top to bottom in a fresh ``python3`` kernel with cwd = notebooks/."""
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NB_DIR)}})
+    client.execute()        # raises CellExecutionError naming the failing cell
+    return nb
+
+
+def results(nb) -> dict:
+    """The JSON object the notebook's last ``RESULTS`` line printed."""
+    found = None
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stdout":
+                for line in out["text"].splitlines():
+                    if line.startswith("RESULTS "):
+                        found = json.loads(line[len("RESULTS "):])
+    assert found is not None, "the notebook printed no 'RESULTS {json}' line"
+    return found
+
+
+# ------------------------------------------------------------------ E0294 Assignment 4, Problem 1
+GIB = 2**30
+M80 = 80 * GIB                       # "80 GB" as the text and an A100-80GB read it: 85,899,345,920
+
+
+def kv_request(s: int, tp: int = 1) -> int:
+    # Llama3-8B: 2 (K, V) · L 32 · ceil(H_kv 8 / TP) · d_h 128 · 2 bytes = 131,072·ceil(8/TP) / 8
+    # per token on one GPU; 131,072 B/token with TP = 1 → 134,217,728 B at s = 1024.
+    return 2 * 32 * math.ceil(8 / tp) * 128 * 2 * s
+
+
+def check_e0294(r: dict) -> None:
+    # The text's parameter formula (ques1a.py):
+    #   V d = 128256 · 4096 = 525,336,576 (twice: embeddings and output layer)
+    #   L (2 d d_ff + d_ff + d) = 32 · (117,440,512 + 14,336 + 4,096) = 3,758,686,208
+    #   L d (d + 2 H_kv d_h) = 32 · 4096 · 6144 = 805,306,368
+    p_text = 2 * 525_336_576 + 3_758_686_208 + 805_306_368
+    assert p_text == 5_614_665_728
+    assert r["e0294_params"] == p_text
+    w_text = 2 * p_text                                    # 11,229,331,456 B = 10.458 GiB
+    # (a) ⌊(80 GiB − W) / KV(s)⌋: the text's table 556 / 278 / 139
+    expected = [(M80 - w_text) // kv_request(s) for s in (1024, 2048, 4096)]
+    assert expected == [556, 278, 139]
+    assert r["e0294_max_batch"] == expected
+    # (b) ⌊(80 GiB − W/TP) / (KV/TP)⌋ at s = 1024: 1196 / 2476 / 5036
+    expected = [int((M80 - Fraction(w_text, tp)) / kv_request(1024, tp)) for tp in (2, 4, 8)]
+    assert expected == [1196, 2476, 5036]
+    assert r["e0294_tp_max_batch"] == expected
+    # (d) the text's counts at N = 1024, d = 128, b = 2:
+    #   prefill (4N²d + 5N²) / ((3N² + 5Nd)·2) = 542,113,792 / 7,602,176 = 71.310
+    #   decode  (4Nd + 5N) / (((2N + 1)d + 3N)·2) = 529,408 / 530,688 = 0.998
+    n, d, b = 1024, 128, 2
+    assert r["e0294_ai"]["prefill"] == pytest.approx(
+        (4 * n * n * d + 5 * n * n) / ((3 * n * n + 5 * n * d) * b), rel=1e-12)
+    assert round(r["e0294_ai"]["prefill"], 3) == 71.310
+    assert r["e0294_ai"]["decode"] == pytest.approx(
+        (4 * n * d + 5 * n) / (((2 * n + 1) * d + 3 * n) * b), rel=1e-12)
+    assert round(r["e0294_ai"]["decode"], 3) == 0.998
+
+    # Exact Llama3-8B count (Hugging Face's): embeddings 525,336,576 + attention
+    # L (2 d H d_h + 2 d H_kv d_h) = 32 · (33,554,432 + 8,388,608) = 1,342,177,280 + SwiGLU
+    # 3 L d d_ff = 5,637,144,576 + RMSNorms (2L + 1) d = 266,240 + LM head 525,336,576
+    p = 525_336_576 + 1_342_177_280 + 5_637_144_576 + 266_240 + 525_336_576
+    assert p == 8_030_261_248
+    assert r["exact_params"] == p
+    w = 2 * p                                              # 16,060,522,496 B = 14.96 GiB
+    # ⌊(85,899,345,920 − 16,060,522,496) / 134,217,728⌋ = 520 at 1024 (then 260, 130)
+    expected = [(M80 - w) // kv_request(s) for s in (1024, 2048, 4096)]
+    assert expected == [520, 260, 130]
+    assert r["exact_max_batch"] == expected
+    # "80 GB" read literally as 80e9 bytes: ⌊(80e9 − W) / KV⌋ = 476, 238, 119
+    expected = [(80 * 10**9 - w) // kv_request(s) for s in (1024, 2048, 4096)]
+    assert r["exact_max_batch_80e9"] == expected == [476, 238, 119]
+    # TP: W/TP per GPU and ceil(8/TP) KV heads per GPU; TP = 16 replicates each KV head on 2
+    # GPUs, so KV per GPU stays at the TP = 8 value: ⌊(M − W/16) / 16,777,216⌋ = 5060
+    expected = {str(tp): int((M80 - Fraction(w, tp)) / kv_request(1024, tp))
+                for tp in (1, 2, 4, 8, 16)}
+    assert expected == {"1": 520, "2": 1160, "4": 2440, "8": 5000, "16": 5060}
+    assert r["exact_tp_max_batch"] == expected
+
+    # Exact attention counts (Algorithm 0: S and P each written and read once):
+    #   prefill (4N²d + 5N²) / ((4Nd + 4N²)·b) = 542,113,792 / 9,437,184 = 57.444
+    #   decode  (4Nd + 5N) / ((2Nd + 2d + 4N)·b) = 529,408 / 532,992 = 0.99328
+    assert r["exact_ai"]["prefill"] == pytest.approx(
+        (4 * n * n * d + 5 * n * n) / ((4 * n * d + 4 * n * n) * b), rel=1e-12)
+    assert r["exact_ai"]["decode"] == pytest.approx(
+        (4 * n * d + 5 * n) / ((2 * n * d + 2 * d + 4 * n) * b), rel=1e-12)
+    # Batched decode at B = 256: per-request K/V → unchanged; shared K/V → bytes
+    # (B(2d + 4N) + 2Nd)·b; the text's ((2N + 1)d + 3NB)·b
+    bb = 256
+    flops = bb * (4 * n * d + 5 * n)
+    ai = r["decode_ai_b256"]
+    assert ai["per_request"] == pytest.approx(r["exact_ai"]["decode"], rel=1e-12)
+    assert ai["shared"] == pytest.approx(flops / ((bb * (2 * d + 4 * n) + 2 * n * d) * b))
+    assert ai["e0294"] == pytest.approx(flops / (((2 * n + 1) * d + 3 * n * bb) * b))
+    # N → ∞: (4d + 5)/(4b) = 517/8; FlashAttention (4d + 5)N/(4d b) meets the A100 ridge
+    # 312e12 / 2039e9 FLOPs/byte at N = ridge · 4db / (4d + 5)
+    ridge = 312e12 / 2039e9
+    assert r["a100_ridge_bf16"] == pytest.approx(ridge)
+    assert r["prefill_ai_limit"] == pytest.approx(517 / 8)
+    assert r["fused_crossover_n"] == pytest.approx(ridge * 4 * d * b / (4 * d + 5))
+
+
+# ------------------------------------------------------------------ CS229S Project 1, §2
+# GPT2-XL: L = 48, d = 1600, H = 25 (d_h = 64), d_ff = 6400, V = 50257; 16-bit everything.
+L, D, H, DFF, V, BYTES = 48, 1600, 25, 6400, 50257, 2
+T4_PEAK, T4_BW, T4_MEM = 65e12, 300e9, 15360 * 2**20
+
+# MHA per layer, naive pass over B×N tokens (FLOPs = C1·BN + C2·BN²;
+# MEM = C3 + C4·BN + C5·BN² + C6·N²):
+C1 = 8 * D**2                 # QKV 6d² + output projection 2d² per token        = 20,480,000
+C2 = 4 * D + 5 * H            # QKᵀ and PV 2N d_h each per head, softmax 5/score = 6,525
+C3 = (4 * D**2 + 4 * D) * BYTES   # the four d×d weights and their 4d biases       = 20,492,800
+C4 = 10 * D * BYTES           # x, QKV, Q, K, V, O, O, projection out per token   = 32,000
+C5 = 4 * H * BYTES            # S written, read; P written, read, per head        = 200
+C6 = BYTES                    # the N×N causal mask, shared by the batch          = 2
+# MLP per layer: 2·(d·d_ff)·2 FLOPs + GELU 8 per element; weights 2 d d_ff + biases;
+# per token read x, write/read/write/read the d_ff activations, write d.
+MLP_F = 4 * D * DFF + 8 * DFF                 # 41,011,200
+MLP_W = (2 * D * DFF + DFF + D) * BYTES       # 40,976,000
+MLP_T = (2 * D + 4 * DFF) * BYTES             # 57,600
+# Decode (q = 1, N keys): per sequence MHA bytes 12d (x, QKV, new K/V in and out, q, o, o,
+# out) + 2Nd (K and V from the cache) + 4HN (S, P), plus the N-element mask row.
+DEC_T = 12 * D * BYTES + MLP_T                # 96,000 per sequence, without the N terms
+DEC_N = (2 * D + 4 * H) * BYTES               # 6,600 per sequence per key
+
+
+def roofline(flops: float, nbytes: float) -> tuple[float, str]:
+    t_c, t_m = flops / T4_PEAK, nbytes / T4_BW
+    return max(t_c, t_m), "compute" if t_c > t_m else "memory"
+
+
+def check_cs229s(r: dict) -> None:
+    assert r["mha"] == {"C1": 20_480_000, "C2": 6_525, "C3": 20_492_800, "C4": 32_000,
+                        "C5": 200, "C6": 2}
+    assert r["mha"] == {"C1": C1, "C2": C2, "C3": C3, "C4": C4, "C5": C5, "C6": C6}
+    assert r["mlp"] == {"flops_per_token": MLP_F, "bytes_const": MLP_W, "bytes_per_token": MLP_T}
+
+    for bb, n in ((1, 32), (1, 1024), (64, 32), (64, 1024)):
+        key = f"B={bb}, N={n}"
+        f_naive = L * bb * ((C1 + MLP_F) * n + C2 * n * n)
+        q_naive = L * (C3 + MLP_W + (C4 + MLP_T) * bb * n + C5 * bb * n * n + C6 * n * n)
+        t_naive, bound = roofline(f_naive, q_naive)
+        got = r["naive"][key]
+        assert got["flops"] == pytest.approx(f_naive, rel=1e-12)
+        assert got["bytes"] == pytest.approx(q_naive, rel=1e-12)
+        assert got["time_s"] == pytest.approx(t_naive, rel=1e-9)
+        assert got["bound"] == bound
+        # KV-cache decode with N − 1 tokens cached (N keys)
+        f_dec = L * bb * (C1 + MLP_F + C2 * n)
+        q_dec = L * (C3 + MLP_W + bb * (DEC_T + DEC_N * n) + BYTES * n)
+        t_dec, bound = roofline(f_dec, q_dec)
+        got = r["decode"][key]
+        assert got["flops"] == pytest.approx(f_dec, rel=1e-12)
+        assert got["bytes"] == pytest.approx(q_dec, rel=1e-12)
+        assert got["bound"] == bound == "memory"
+        assert got["speedup"] == pytest.approx(t_naive / t_dec, rel=1e-9)
+    assert [r["naive"][k]["bound"] for k in ("B=1, N=32", "B=64, N=1024")] == ["memory",
+                                                                                "compute"]
+    # KV per layer 2·B·N·d·b = 6,553,600 B at B = 1, N = 1024. On the T4 (15360 MiB):
+    # ⌊(16,106,127,360 − 2·1,557,611,200) / (1024 · 2·48·1600·2)⌋ = ⌊12,990,904,960 /
+    # 314,572,800⌋ = 41, so B = 64 at N = 1024 does not fit; the others do.
+    assert r["kv_layer_bytes_B1_N1024"] == 2 * 1024 * D * BYTES
+    p_xl = 1_557_611_200
+    assert r["t4_max_batch_1024"] == (T4_MEM - 2 * p_xl) // (1024 * 2 * L * D * BYTES) == 41
+    assert r["fits"] == {"B=1, N=32": True, "B=1, N=1024": True, "B=64, N=32": True,
+                         "B=64, N=1024": False}
+
+    # §2.3 shortcut: t ≈ weight bytes read by one B = 1 decode step / bandwidth. Per layer
+    # 12d² + 13d weights (QKV + out + MLP, biases 3d + d + 4d + d, two LayerNorms 4d), plus the
+    # d×V LM head, one token row and one position row (2d) and the final LayerNorm (2d).
+    def weight_read(layers: int, d: int) -> int:
+        return (layers * (12 * d * d + 13 * d) + V * d + 4 * d) * BYTES
+
+    w_small, w_xl = weight_read(12, 768), weight_read(L, D)
+    assert (w_small, w_xl) == (247_309_824, 3_111_952_000)
+    assert r["latency_s"]["gpt2"] == pytest.approx(w_small / T4_BW, rel=1e-12)      # 824 µs
+    assert r["latency_s"]["gpt2-xl"] == pytest.approx(w_xl / T4_BW, rel=1e-12)     # 10.37 ms
+    c = w_small / w_xl
+    assert r["cost_ratio"] == pytest.approx(c, rel=1e-12)
+    assert 0.075 < c < 0.085                                                         # c ≈ 0.08
+
+    # Optimal γ at α = 0.75: maximise (1 − α^(γ+1)) / ((1 − α)(γc + 1)) (bonus token), or
+    # (1 − α^γ) / ((1 − α)(γc + 1)) (CS229S's algorithm, no bonus token).
+    def best(bonus: bool) -> int:
+        a = 0.75
+        return max(range(1, 65), key=lambda g: (1 - a ** (g + bonus)) / ((1 - a) * (g * c + 1)))
+
+    assert r["optimal_gamma"] == best(True) == 5
+    assert r["optimal_gamma_no_bonus"] == best(False) == 7
+    assert r["speedup_at_optimum"] == pytest.approx((1 - 0.75**6) / (0.25 * (5 * c + 1)))
+
+    # The temperature toy: α = 1 − TV is a probability, equals the top-1 agreement for greedy
+    # decoding, and the notebook's narrative holds: the under-confident draft loses acceptance
+    # at T = 1, the noisy copy gains it.
+    alpha = r["toy_alpha"]
+    assert all(0 <= v <= 1 for v in alpha.values())
+    under = {k.split(" | ")[1]: v for k, v in alpha.items() if k.startswith("under")}
+    noisy = {k.split(" | ")[1]: v for k, v in alpha.items() if k.startswith("noisy")}
+    assert 0.7 < under["greedy (T → 0)"] < 0.8 and 0.7 < noisy["greedy (T → 0)"] < 0.8
+    assert under["sampling, T = 1.0"] < under["sampling, T = 0.5"] < under["greedy (T → 0)"]
+    assert noisy["sampling, T = 1.0"] > noisy["greedy (T → 0)"]
+
+
+CHECKS = {E0294: check_e0294, CS229S: check_cs229s}
+
+
+# ------------------------------------------------------------------ tests
+def test_worked_answer_notebooks_present():
+    assert {E0294, CS229S} <= {p.stem for p in NOTEBOOKS}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_executes(path, monkeypatch):
+    monkeypatch.setenv("COSTMODEL_NB_SMALL", "1")
+    assert os.environ["COSTMODEL_NB_SMALL"] == "1"     # the kernel inherits this environment
+    nb = execute(path)
+    check = CHECKS.get(path.stem)
+    if check is not None:
+        check(results(nb))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_committed_notebook_carries_clean_outputs(path):
+    text = path.read_text(encoding="utf-8")
+    assert len(text.encode("utf-8")) < MAX_BYTES, f"{path.name} is over 1 MB"
+    leaked = [p for p in MACHINE_PATHS if p in text]
+    assert not leaked, f"{path.name} contains machine paths {leaked}"
+    nb = nbformat.reads(text, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    assert code and all(c.execution_count is not None for c in code), \
+        f"{path.name} is committed without outputs; execute it in place"
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"{path.name} is committed with an error output"
