@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,6 +28,8 @@ MAX_BYTES = 1_000_000       # committed notebook size limit
 MACHINE_PATHS = ("/work/", "/root/", "/tmp/", "/home/")
 E0294 = "01_kv_cache_batch_tp_intensity"
 CS229S = "02_gpt2xl_inference_math"
+KV_MEASURED = "03_kv_cache_measured"
+SPECULATIVE = "04_speculative_decoding"
 
 
 def execute(path: Path):
@@ -235,12 +238,124 @@ def check_cs229s(r: dict) -> None:
     assert noisy["sampling, T = 1.0"] > noisy["greedy (T → 0)"]
 
 
-CHECKS = {E0294: check_e0294, CS229S: check_cs229s}
+# ------------------------------------------------------------------ Assignment 1, minGPT, E0294 P2
+SEED001_LINE = {
+    "device": re.compile(r"^device: (cpu|cuda|mps)$"),
+    "model": re.compile(r"^(gpt-mini|gpt2) \((\d+\.\d)M params\)$"),
+    "row": re.compile(r"^ *(\d+) +(\d+\.\d\d) +(\d+\.\d\d) +(\d+\.\d\d)x$"),
+}
+SEED001_HEADER = "Context T  no KV (ms)  KV (ms)  speedup"
+
+
+def parse_seed001(table: str) -> dict[str, dict]:
+    """The benchmark_results.txt layout of the minGPT homework, line by line."""
+    lines = table.rstrip("\n").split("\n")
+    assert SEED001_LINE["device"].match(lines[0]), lines[0]
+    blocks, i = {}, 1
+    while i < len(lines):
+        m = SEED001_LINE["model"].match(lines[i])
+        assert m, f"expected 'name (X.XM params)', got {lines[i]!r}"
+        assert lines[i + 1] == SEED001_HEADER
+        assert lines[i + 2] == "-" * 50
+        rows, i = [], i + 3
+        while i < len(lines) and SEED001_LINE["row"].match(lines[i]):
+            t, a, b, s = SEED001_LINE["row"].match(lines[i]).groups()
+            rows.append((int(t), float(a), float(b), float(s)))
+            i += 1
+        assert rows, f"{m.group(1)}: no rows"
+        blocks[m.group(1)] = {"params_m": float(m.group(2)), "rows": rows}
+    return blocks
+
+
+def gpt_params(n_layer: int, d: int, vocab: int = 50257, block: int = 2048) -> int:
+    # GPT-2 layout, tied head: wte V d + wpe block d + per layer (LN 2d, QKV 3d² + 3d, proj
+    # d² + d, LN 2d, MLP 4d² + 4d + 4d² + d) = 12d² + 13d, + final LN 2d.
+    return vocab * d + block * d + n_layer * (12 * d * d + 13 * d) + 2 * d
+
+
+def check_kv_measured(r: dict) -> None:
+    from costmodel.reference.gpt import GPTConfig
+
+    # Q1: q, k, v of gpt-mini's multi-head attention are (B, n_head, T, C // n_head); the
+    # seed-001 cache stores k before the head split, (B, T, C).
+    qkv = r["qkv"]
+    cfg = GPTConfig.from_preset(qkv["model"])
+    assert (cfg.n_head, cfg.n_embd) == (6, 192)
+    want = [qkv["B"], cfg.n_head, qkv["T"], cfg.n_embd // cfg.n_head]
+    assert qkv["shapes"] == {"q": want, "k": want, "v": want}
+    assert qkv["cache_shape"] == [qkv["B"], qkv["T"], cfg.n_embd]
+    # Q3/Q4: row i of tril(ones(T, T)) has i + 1 leading ones, then zeros
+    mask = r["mask"]
+    i, t = mask["i"], mask["T"]
+    assert 0 <= i < t and sum(mask["row"]) == i + 1
+    assert mask["row"] == [1] * (i + 1) + [0] * (t - i - 1)
+
+    # seed 001's table, in its exact layout; the header's parameter count is the model's
+    blocks = parse_seed001(r["seed001_table"])
+    assert list(blocks)[0] == "gpt-mini"
+    import costmodel as cm
+
+    assert gpt_params(6, 192) == cm.model("gpt-mini").param_count == 12_712_128
+    assert blocks["gpt-mini"]["params_m"] == round(cm.model("gpt-mini").param_count / 1e6, 1)
+    if "gpt2" in blocks:      # block size 2048: 124,439,808 + 1024 · 768 more position rows
+        assert blocks["gpt2"]["params_m"] == round(gpt_params(12, 768) / 1e6, 1) == 125.2
+    for block in blocks.values():
+        for _, a, b, s in block["rows"]:
+            assert a > 0 and b > 0      # each printed to 0.005: the ratio moves at most this far
+            assert abs(s - a / b) <= 0.005 + (a + 0.005) / (b - 0.005) - a / b + 1e-9
+    # measured and predicted side by side; the cache wins at the longest context of each model
+    for block in blocks.values():
+        t_, a, b, _ = block["rows"][-1]
+        assert t_ >= 128 and a > b
+    assert len(r["seed001_predicted"]) == sum(len(b["rows"]) for b in blocks.values())
+    assert all(p["no_kv_pred_ms"] > 0 and p["kv_pred_ms"] > 0 for p in r["seed001_predicted"])
+
+    # seed 000: at the last positions re-encoding everything costs more than one cached step
+    pos = r["position"]
+    assert pos["no_cache_last_ms"] > pos["kv_last_ms"]
+    # E0294 (d): 8 tokens after each prompt length; the cache wins at the longest prompt, and
+    # the prediction grows with the length for the no-cache run
+    rows = r["e0294"]
+    assert all(x["num_tokens"] == 8 for x in rows)
+    assert [x["seq_len"] for x in rows][:3] == [10, 50, 100]
+    assert rows[-1]["no_kv_s"] > rows[-1]["with_kv_s"]
+    preds = [x["no_kv_pred_s"] for x in rows]
+    assert preds == sorted(preds)
+
+
+def check_speculative(r: dict) -> None:
+    assert r["greedy_equal"] is True
+    c = r["cost_ratio"]
+    assert all(v > 0 for v in c.values())
+    # the draft has 1 layer to the target's 8 and 27x fewer parameters: a draft step is cheaper
+    assert c["measured"] < 1 and c["roofline, calibrated"] < 1
+    assert c["roofline, ideal"] < c["roofline, calibrated"]
+    assert set(r["modes"]) == {"greedy", "sampled, T = 1.0"}
+    for mode in r["modes"].values():
+        a = mode["alpha"]
+        assert 0 <= a <= 1 and 0 <= mode["alpha_distribution"] <= 1
+        acc = sum(x["accepted"] for x in mode["rows"])
+        risk = sum(x["at_risk"] for x in mode["rows"])
+        assert a == pytest.approx(acc / risk)
+        for x in mode["rows"]:
+            g = x["gamma"]
+            assert 0 <= x["accepted"] <= x["at_risk"]
+            # S(α, γ, c) = (1 − α^(γ+1)) / ((1 − α)(γc + 1)), evaluated here
+            for key, ratio in (("pred_c_measured", c["measured"]),
+                               ("pred_c_roofline", c["roofline, calibrated"])):
+                assert x[key] == pytest.approx(
+                    (1 - a ** (g + 1)) / ((1 - a) * (g * ratio + 1)), rel=1e-9)
+            assert x["expected_tokens"] == pytest.approx((1 - a ** (g + 1)) / (1 - a))
+            assert x["measured_speedup"] > 0
+
+
+CHECKS = {E0294: check_e0294, CS229S: check_cs229s, KV_MEASURED: check_kv_measured,
+          SPECULATIVE: check_speculative}
 
 
 # ------------------------------------------------------------------ tests
 def test_worked_answer_notebooks_present():
-    assert {E0294, CS229S} <= {p.stem for p in NOTEBOOKS}
+    assert {E0294, CS229S, KV_MEASURED, SPECULATIVE} <= {p.stem for p in NOTEBOOKS}
 
 
 @pytest.mark.slow
