@@ -64,8 +64,9 @@ def model() -> DecoderOnlyTransformer:
 def small() -> DecoderOnlyTransformer:
     """A small model with a short position table, for the bad-input tests."""
     torch.manual_seed(0)
-    return DecoderOnlyTransformer(vocab_size=50, d_model=16, d_ff=32, num_layers=2,
-                                  max_seq_len=12).eval()
+    return DecoderOnlyTransformer(
+        vocab_size=50, d_model=16, d_ff=32, num_layers=2, max_seq_len=12
+    ).eval()
 
 
 # --- committed reference files --------------------------------------------------------------
@@ -102,8 +103,12 @@ def test_committed_files_are_small_and_reproducible(tmp_path: Path) -> None:
     assert len(old_tc["test_cases"]) == 10
     for a, b in zip(old_tc["test_cases"], new_tc["test_cases"], strict=True):
         assert a["input_ids"] == b["input_ids"]
-        torch.testing.assert_close(torch.tensor(a["expected_logits"]),
-                                   torch.tensor(b["expected_logits"]), rtol=0, atol=1e-9)
+        torch.testing.assert_close(
+            torch.tensor(a["expected_logits"]),
+            torch.tensor(b["expected_logits"]),
+            rtol=0,
+            atol=1e-9,
+        )
 
 
 def test_evaluate_reports_failure(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -172,8 +177,10 @@ def test_generate_same_tokens_with_and_without_cache(model: DecoderOnlyTransform
     assert with_kv.shape == (2, 19)
     assert torch.equal(with_kv[:, :7], ids)
     assert torch.equal(with_kv, no_kv)
-    sampled = [model.generate(ids, 5, use_cache=c, generator=torch.Generator().manual_seed(4))
-               for c in (True, False)]
+    sampled = [
+        model.generate(ids, 5, use_cache=c, generator=torch.Generator().manual_seed(4))
+        for c in (True, False)
+    ]
     assert torch.equal(sampled[0], sampled[1])
 
 
@@ -209,7 +216,12 @@ def test_parameter_count_default_dims(model: DecoderOnlyTransformer) -> None:
     assert sum(p.numel() for p in model.parameters()) == 914_920
     cfg = e0294.DEFAULT_CONFIG
     assert (cfg.vocab_size, cfg.d_model, cfg.d_ff, cfg.num_layers, cfg.max_seq_len) == (
-        1000, 128, 512, 2, 2048)
+        1000,
+        128,
+        512,
+        2,
+        2048,
+    )
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -285,12 +297,27 @@ def test_cli_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture)
 
 
 def test_benchmark_mode_writes_csv(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    rc = main(["--mode", "benchmark", "--seq_lens", "10", "20", "--repeats", "1",
-               "--num_tokens", "2", "--out", str(tmp_path)])
+    rc = main(
+        [
+            "--mode",
+            "benchmark",
+            "--seq_lens",
+            "10",
+            "20",
+            "--repeats",
+            "1",
+            "--num_tokens",
+            "2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     lines = capsys.readouterr().out.splitlines()
     assert [ln.split(" |")[0] for ln in lines if ln.startswith("Seq Len:")] == [
-        "Seq Len: 10", "Seq Len: 20"]
+        "Seq Len: 10",
+        "Seq Len: 20",
+    ]
     with (tmp_path / e0294.BENCHMARK_CSV_FILENAME).open() as f:
         rows = list(csv.DictReader(f))
     assert [int(r["seq_len"]) for r in rows] == [10, 20]
@@ -310,8 +337,22 @@ def test_benchmark_function_and_plot(tmp_path: Path) -> None:
 
 
 def test_plot_mode_writes_png(tmp_path: Path) -> None:
-    rc = main(["--mode", "plot", "--seq_lens", "4", "--repeats", "1", "--num_tokens", "1",
-               "--warmup", "0", "--out", str(tmp_path)])
+    rc = main(
+        [
+            "--mode",
+            "plot",
+            "--seq_lens",
+            "4",
+            "--repeats",
+            "1",
+            "--num_tokens",
+            "1",
+            "--warmup",
+            "0",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     assert (tmp_path / e0294.PLOT_FILENAME).stat().st_size > 1000
     assert (tmp_path / e0294.BENCHMARK_CSV_FILENAME).is_file()

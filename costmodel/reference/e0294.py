@@ -89,7 +89,16 @@ DEFAULT_ATOL = 1e-4
 TEST_CASES_FORMAT = "costmodel.e0294.test_cases/v1"
 # (batch, prompt length) of the 10 committed test cases.
 REFERENCE_CASES: tuple[tuple[int, int], ...] = (
-    (1, 1), (1, 2), (2, 5), (1, 8), (1, 16), (2, 31), (1, 64), (1, 100), (1, 128), (1, 200),
+    (1, 1),
+    (1, 2),
+    (2, 5),
+    (1, 8),
+    (1, 16),
+    (2, 31),
+    (1, 64),
+    (1, 100),
+    (1, 128),
+    (1, 200),
 )
 
 
@@ -216,8 +225,13 @@ class DecoderOnlyTransformer(nn.Module):
     ) -> None:
         """Create the embeddings, ``num_layers`` decoder layers, final norm and output head."""
         super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("d_model", d_model), ("d_ff", d_ff),
-                            ("num_layers", num_layers), ("max_seq_len", max_seq_len)):
+        for name, value in (
+            ("vocab_size", vocab_size),
+            ("d_model", d_model),
+            ("d_ff", d_ff),
+            ("num_layers", num_layers),
+            ("max_seq_len", max_seq_len),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name}: must be a positive integer, got {value!r}")
         if not 0.0 <= dropout < 1.0:
@@ -238,39 +252,50 @@ class DecoderOnlyTransformer(nn.Module):
     @property
     def config(self) -> E0294Config:
         """The model's dimensions."""
-        return E0294Config(self.vocab_size, self.d_model, self.d_ff, self.num_layers,
-                           self.max_seq_len)
+        return E0294Config(
+            self.vocab_size, self.d_model, self.d_ff, self.num_layers, self.max_seq_len
+        )
 
     def _check_input_ids(self, input_ids: torch.Tensor) -> None:
         """Raise ValueError unless ``input_ids`` is a non-empty ``[B, T]`` int tensor in range."""
         if not isinstance(input_ids, torch.Tensor):
             raise ValueError(f"input_ids: must be a torch.Tensor, got {type(input_ids).__name__}")
         if input_ids.dim() != 2 or input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
-            raise ValueError(f"input_ids: must have shape [batch, seq] with both > 0, "
-                             f"got {tuple(input_ids.shape)}")
-        if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex \
-                or input_ids.dtype == torch.bool:
+            raise ValueError(
+                f"input_ids: must have shape [batch, seq] with both > 0, "
+                f"got {tuple(input_ids.shape)}"
+            )
+        if (
+            input_ids.dtype.is_floating_point
+            or input_ids.dtype.is_complex
+            or input_ids.dtype == torch.bool
+        ):
             raise ValueError(f"input_ids: must be an integer tensor, got {input_ids.dtype}")
         low, high = int(input_ids.min()), int(input_ids.max())
         if low < 0 or high >= self.vocab_size:
             bad = low if low < 0 else high
-            raise ValueError(f"input_ids: token id {bad} outside the vocabulary "
-                             f"[0, {self.vocab_size - 1}]")
+            raise ValueError(
+                f"input_ids: token id {bad} outside the vocabulary [0, {self.vocab_size - 1}]"
+            )
 
-    def _check_past_kv(self, past_kv: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                       batch: int) -> int:
+    def _check_past_kv(
+        self, past_kv: Sequence[tuple[torch.Tensor, torch.Tensor]], batch: int
+    ) -> int:
         """Validate a per-layer ``(K, V)`` cache against this model; return its length."""
         if len(past_kv) != self.num_layers:
-            raise ValueError(f"past_kv: expected {self.num_layers} (K, V) pairs, "
-                             f"got {len(past_kv)}")
+            raise ValueError(
+                f"past_kv: expected {self.num_layers} (K, V) pairs, got {len(past_kv)}"
+            )
         past_len = -1
         for i, pair in enumerate(past_kv):
             if pair is None or len(pair) != 2:
                 raise ValueError(f"past_kv[{i}]: must be a (K, V) pair")
             for name, t in zip("KV", pair, strict=True):
                 if t.dim() != 3 or t.shape[0] != batch or t.shape[2] != self.d_model:
-                    raise ValueError(f"past_kv[{i}] {name}: expected shape [{batch}, past, "
-                                     f"{self.d_model}], got {tuple(t.shape)}")
+                    raise ValueError(
+                        f"past_kv[{i}] {name}: expected shape [{batch}, past, "
+                        f"{self.d_model}], got {tuple(t.shape)}"
+                    )
                 if past_len not in (-1, t.shape[1]):
                     raise ValueError("past_kv: all layers must cache the same number of tokens")
                 past_len = t.shape[1]
@@ -294,8 +319,10 @@ class DecoderOnlyTransformer(nn.Module):
         batch, seq_len = input_ids.shape
         past_len = 0 if past_kv is None else self._check_past_kv(past_kv, batch)
         if past_len + seq_len > self.max_seq_len:
-            raise ValueError(f"sequence of {past_len + seq_len} tokens ({past_len} cached + "
-                             f"{seq_len} new) exceeds max_seq_len={self.max_seq_len}")
+            raise ValueError(
+                f"sequence of {past_len + seq_len} tokens ({past_len} cached + "
+                f"{seq_len} new) exceeds max_seq_len={self.max_seq_len}"
+            )
         positions = torch.arange(past_len, past_len + seq_len, device=input_ids.device)
         x = self.token_embedding(input_ids) + self.pos_embedding(positions).unsqueeze(0)
         new_past_kv: KVCache = []
@@ -324,16 +351,21 @@ class DecoderOnlyTransformer(nn.Module):
         sequence is re-run every step. Runs in eval mode (dropout off) and restores the
         previous mode. Raises ValueError when the prompt plus new tokens exceed ``max_seq_len``.
         """
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) \
-                or max_new_tokens < 0:
+        if (
+            isinstance(max_new_tokens, bool)
+            or not isinstance(max_new_tokens, int)
+            or max_new_tokens < 0
+        ):
             raise ValueError(f"max_new_tokens: must be an integer >= 0, got {max_new_tokens!r}")
         if do_sample and not (isinstance(temperature, (int, float)) and temperature > 0):
             raise ValueError(f"temperature: must be > 0 when sampling, got {temperature!r}")
         self._check_input_ids(input_ids)
         total = input_ids.shape[1] + max_new_tokens
         if total > self.max_seq_len:
-            raise ValueError(f"prompt of {input_ids.shape[1]} tokens + {max_new_tokens} new "
-                             f"tokens exceeds max_seq_len={self.max_seq_len}")
+            raise ValueError(
+                f"prompt of {input_ids.shape[1]} tokens + {max_new_tokens} new "
+                f"tokens exceeds max_seq_len={self.max_seq_len}"
+            )
         was_training = self.training
         self.eval()
         try:
@@ -371,15 +403,17 @@ def infer_config(state_dict: Mapping[str, torch.Tensor]) -> E0294Config:
     max_seq_len = state_dict["pos_embedding.weight"].shape[0]
     d_ff = state_dict["layers.0.feed_forward.fc1.weight"].shape[0]
     layer_ids = {int(m.group(1)) for k in state_dict if (m := re.match(r"layers\.(\d+)\.", k))}
-    return E0294Config(int(vocab_size), int(d_model), int(d_ff), max(layer_ids) + 1,
-                       int(max_seq_len))
+    return E0294Config(
+        int(vocab_size), int(d_model), int(d_ff), max(layer_ids) + 1, int(max_seq_len)
+    )
 
 
 def load_checked_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Load ``state_dict`` into ``model`` strictly; ValueError listing every key/shape mismatch."""
     if not isinstance(state_dict, Mapping):
-        raise ValueError(f"state dict: expected a mapping of tensors, got "
-                         f"{type(state_dict).__name__}")
+        raise ValueError(
+            f"state dict: expected a mapping of tensors, got {type(state_dict).__name__}"
+        )
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
@@ -387,12 +421,17 @@ def load_checked_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Ten
         f"{k} {tuple(state_dict[k].shape) if isinstance(state_dict[k], torch.Tensor) else '?'}"
         f" != {tuple(expected[k].shape)}"
         for k in expected
-        if k in state_dict and (not isinstance(state_dict[k], torch.Tensor)
-                                or state_dict[k].shape != expected[k].shape)
+        if k in state_dict
+        and (
+            not isinstance(state_dict[k], torch.Tensor) or state_dict[k].shape != expected[k].shape
+        )
     ]
     problems = []
-    for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
-                         ("wrong shapes", wrong)):
+    for label, items in (
+        ("missing keys", missing),
+        ("unexpected keys", unexpected),
+        ("wrong shapes", wrong),
+    ):
         if items:
             more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
             problems.append(f"{label}: {', '.join(items[:5])}{more}")
@@ -435,8 +474,9 @@ def resolve_device(name: str) -> torch.device:
     """``cpu``, ``cuda`` or ``mps`` as a torch.device; ValueError if it is not available."""
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but CUDA is not available")
-    if name == "mps" and not (getattr(torch.backends, "mps", None)
-                              and torch.backends.mps.is_available()):
+    if name == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
         raise ValueError("device 'mps' requested but MPS is not available")
     if name not in ("cpu", "cuda", "mps"):
         raise ValueError(f"device: unknown {name!r} (choose from cpu, cuda, mps)")
@@ -447,8 +487,9 @@ def resolve_device(name: str) -> torch.device:
 # Reference files
 
 
-def reference_forward(state_dict: Mapping[str, torch.Tensor], input_ids: torch.Tensor,
-                      num_layers: int | None = None) -> torch.Tensor:
+def reference_forward(
+    state_dict: Mapping[str, torch.Tensor], input_ids: torch.Tensor, num_layers: int | None = None
+) -> torch.Tensor:
     """Logits ``[B, T, vocab]`` in float64 written out from the formulas, independent of
     :class:`DecoderOnlyTransformer` (no cache, no dropout); used to make the expected logits."""
     sd = {k: v.detach().to("cpu", torch.float64) for k, v in state_dict.items()}
@@ -476,8 +517,9 @@ def reference_forward(state_dict: Mapping[str, torch.Tensor], input_ids: torch.T
         weights = scores.exp() / scores.exp().sum(-1, keepdim=True)
         x = x + (weights @ v) @ sd[f"{p}.attention.W_o.weight"].T
         h = layer_norm(x, f"{p}.norm2")
-        h = torch.clamp(h @ sd[f"{p}.feed_forward.fc1.weight"].T + sd[f"{p}.feed_forward.fc1.bias"],
-                        min=0.0)
+        h = torch.clamp(
+            h @ sd[f"{p}.feed_forward.fc1.weight"].T + sd[f"{p}.feed_forward.fc1.bias"], min=0.0
+        )
         x = x + h @ sd[f"{p}.feed_forward.fc2.weight"].T + sd[f"{p}.feed_forward.fc2.bias"]
     h = layer_norm(x, "norm")
     return h @ sd["output_projection.weight"].T + sd["output_projection.bias"]
@@ -518,7 +560,7 @@ def make_reference_files(out_dir: str | Path, seed: int = 0) -> tuple[Path, Path
     payload = {
         "format": TEST_CASES_FORMAT,
         "description": "E0294 2-layer reference: prompts and float64 logits of the last prompt "
-                       "position, made by costmodel.reference.e0294.make_reference_files",
+        "position, made by costmodel.reference.e0294.make_reference_files",
         "seed": seed,
         "logits_position": "last",
         "atol": DEFAULT_ATOL,
@@ -561,18 +603,25 @@ def load_test_cases(path: str | Path) -> list[TestCase]:
             ids = torch.tensor(case["input_ids"], dtype=torch.long)
             expected = torch.tensor(case["expected_logits"], dtype=torch.float64)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ValueError(f"test case {i}: needs numeric 'input_ids' and 'expected_logits' "
-                             f"({exc})") from exc
+            raise ValueError(
+                f"test case {i}: needs numeric 'input_ids' and 'expected_logits' ({exc})"
+            ) from exc
         if ids.dim() == 1:
             ids = ids.unsqueeze(0)
         if expected.dim() == 1:
             expected = expected.unsqueeze(0)
-        ok = ids.dim() == 2 and ids.shape[1] > 0 and expected.shape[0] == ids.shape[0] and (
-            expected.dim() == 2 or (expected.dim() == 3 and expected.shape[1] == ids.shape[1]))
+        ok = (
+            ids.dim() == 2
+            and ids.shape[1] > 0
+            and expected.shape[0] == ids.shape[0]
+            and (expected.dim() == 2 or (expected.dim() == 3 and expected.shape[1] == ids.shape[1]))
+        )
         if not ok:
-            raise ValueError(f"test case {i}: input_ids {tuple(ids.shape)} and expected_logits "
-                             f"{tuple(expected.shape)} do not match ([B, T] with [B, V] or "
-                             f"[B, T, V])")
+            raise ValueError(
+                f"test case {i}: input_ids {tuple(ids.shape)} and expected_logits "
+                f"{tuple(expected.shape)} do not match ([B, T] with [B, V] or "
+                f"[B, T, V])"
+            )
         cases.append(TestCase(ids, expected))
     return cases
 
@@ -582,8 +631,9 @@ def load_test_cases(path: str | Path) -> list[TestCase]:
 
 
 @torch.inference_mode()
-def incremental_logits(model: DecoderOnlyTransformer, input_ids: torch.Tensor,
-                       prefix_len: int | None = None) -> torch.Tensor:
+def incremental_logits(
+    model: DecoderOnlyTransformer, input_ids: torch.Tensor, prefix_len: int | None = None
+) -> torch.Tensor:
     """Logits ``[B, T, V]`` of ``input_ids`` computed with the KV cache.
 
     The first ``prefix_len`` tokens (default ``max(1, T // 2)``) go in as one chunk, the next
@@ -601,13 +651,17 @@ def incremental_logits(model: DecoderOnlyTransformer, input_ids: torch.Tensor,
         step_logits, past_kv = model(input_ids[:, prefix:second], past_kv, use_cache=True)
         chunks.append(step_logits)
     for t in range(second, seq):
-        step_logits, past_kv = model(input_ids[:, t:t + 1], past_kv, use_cache=True)
+        step_logits, past_kv = model(input_ids[:, t : t + 1], past_kv, use_cache=True)
         chunks.append(step_logits)
     return torch.cat(chunks, dim=1)
 
 
-def evaluate(model: DecoderOnlyTransformer, cases: Sequence[TestCase], use_cache: bool = False,
-             atol: float = DEFAULT_ATOL) -> list[bool]:
+def evaluate(
+    model: DecoderOnlyTransformer,
+    cases: Sequence[TestCase],
+    use_cache: bool = False,
+    atol: float = DEFAULT_ATOL,
+) -> list[bool]:
     """Per case, whether the model's logits match the expected ones (``allclose``, rtol=0)."""
     model.eval()
     device = next(model.parameters()).device
@@ -620,8 +674,9 @@ def evaluate(model: DecoderOnlyTransformer, cases: Sequence[TestCase], use_cache
         if case.expected_logits.dim() == 2:
             logits = logits[:, -1, :]
         same_shape = logits.shape == case.expected_logits.shape
-        results.append(bool(same_shape and torch.allclose(logits, case.expected_logits,
-                                                          rtol=0.0, atol=atol)))
+        results.append(
+            bool(same_shape and torch.allclose(logits, case.expected_logits, rtol=0.0, atol=atol))
+        )
     return results
 
 
@@ -655,8 +710,11 @@ def benchmark(
     ``repeats``, ``no_kv_s``, ``with_kv_s``, ``speedup`` (no_kv / with_kv), ``device``,
     ``threads``. Raises ValueError when a length plus ``num_tokens`` exceeds ``max_seq_len``.
     """
-    for name, value in (("num_tokens", num_tokens), ("repeats", repeats),
-                        ("batch_size", batch_size)):
+    for name, value in (
+        ("num_tokens", num_tokens),
+        ("repeats", repeats),
+        ("batch_size", batch_size),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name}: must be a positive integer, got {value!r}")
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
@@ -667,8 +725,9 @@ def benchmark(
         if isinstance(s, bool) or not isinstance(s, int) or s <= 0:
             raise ValueError(f"seq_lens: must be positive integers, got {s!r}")
         if s + num_tokens > model.max_seq_len:
-            raise ValueError(f"seq_len {s} + num_tokens {num_tokens} exceeds "
-                             f"max_seq_len={model.max_seq_len}")
+            raise ValueError(
+                f"seq_len {s} + num_tokens {num_tokens} exceeds max_seq_len={model.max_seq_len}"
+            )
     device = next(model.parameters()).device
     model.eval()
     gen = torch.Generator().manual_seed(seed)
@@ -692,19 +751,28 @@ def benchmark(
             no_kv.append(run(False))
             with_kv.append(run(True))
         no_kv_s, with_kv_s = statistics.median(no_kv), statistics.median(with_kv)
-        rows.append({
-            "seq_len": seq_len, "num_tokens": num_tokens, "batch_size": batch_size,
-            "repeats": repeats, "no_kv_s": no_kv_s, "with_kv_s": with_kv_s,
-            "speedup": no_kv_s / with_kv_s if with_kv_s > 0 else float("inf"),
-            "device": str(device), "threads": torch.get_num_threads(),
-        })
+        rows.append(
+            {
+                "seq_len": seq_len,
+                "num_tokens": num_tokens,
+                "batch_size": batch_size,
+                "repeats": repeats,
+                "no_kv_s": no_kv_s,
+                "with_kv_s": with_kv_s,
+                "speedup": no_kv_s / with_kv_s if with_kv_s > 0 else float("inf"),
+                "device": str(device),
+                "threads": torch.get_num_threads(),
+            }
+        )
     return rows
 
 
 def format_benchmark_row(row: Mapping[str, float | int | str]) -> str:
     """``Seq Len: 10 | No KV: 0.6300s | With KV: 0.2501s | Speedup: 2.52x``."""
-    return (f"Seq Len: {row['seq_len']} | No KV: {row['no_kv_s']:.4f}s | "
-            f"With KV: {row['with_kv_s']:.4f}s | Speedup: {row['speedup']:.2f}x")
+    return (
+        f"Seq Len: {row['seq_len']} | No KV: {row['no_kv_s']:.4f}s | "
+        f"With KV: {row['with_kv_s']:.4f}s | Speedup: {row['speedup']:.2f}x"
+    )
 
 
 def write_benchmark_csv(rows: Sequence[Mapping[str, float | int | str]], path: Path) -> Path:
@@ -730,9 +798,12 @@ def plot_benchmark(rows: Sequence[Mapping[str, float | int | str]], path: Path) 
     ax.plot(seq, [float(r["with_kv_s"]) for r in rows], marker="s", label="With KV cache")
     ax.set_xlabel("Prompt length (tokens)")
     ax.set_ylabel(f"Latency to generate {rows[0]['num_tokens']} tokens (s)")
-    ax.set_title(f"E0294 2-layer model: generation latency vs prompt length "
-                 f"({rows[0]['device']}, {rows[0]['threads']} thread(s), "
-                 f"median of {rows[0]['repeats']})", fontsize=10)
+    ax.set_title(
+        f"E0294 2-layer model: generation latency vs prompt length "
+        f"({rows[0]['device']}, {rows[0]['threads']} thread(s), "
+        f"median of {rows[0]['repeats']})",
+        fontsize=10,
+    )
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -747,16 +818,22 @@ def plot_benchmark(rows: Sequence[Mapping[str, float | int | str]], path: Path) 
 
 def _parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
-    p = argparse.ArgumentParser(prog="python -m costmodel.reference.e0294",
-                                description="E0294 2-layer decoder: evaluate, kv_evaluate, "
-                                            "benchmark, plot.")
-    p.add_argument("--mode", required=True,
-                   choices=["evaluate", "kv_evaluate", "benchmark", "plot"])
-    p.add_argument("--model_state_dict", default=None,
-                   help="state dict (.pt); default: the committed reference for evaluate modes, "
-                        "a randomly initialised default-dims model for benchmark/plot")
-    p.add_argument("--test_cases", default=None,
-                   help="test-case JSON; default: the committed reference")
+    p = argparse.ArgumentParser(
+        prog="python -m costmodel.reference.e0294",
+        description="E0294 2-layer decoder: evaluate, kv_evaluate, benchmark, plot.",
+    )
+    p.add_argument(
+        "--mode", required=True, choices=["evaluate", "kv_evaluate", "benchmark", "plot"]
+    )
+    p.add_argument(
+        "--model_state_dict",
+        default=None,
+        help="state dict (.pt); default: the committed reference for evaluate modes, "
+        "a randomly initialised default-dims model for benchmark/plot",
+    )
+    p.add_argument(
+        "--test_cases", default=None, help="test-case JSON; default: the committed reference"
+    )
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"])
     p.add_argument("--out", default=".", help="folder for the CSV and PNG (default: .)")
     p.add_argument("--num_tokens", type=int, default=8, help="tokens to generate (default 8)")
@@ -766,11 +843,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=1)
     p.add_argument("--atol", type=float, default=DEFAULT_ATOL)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     for name in ("vocab_size", "d_model", "d_ff", "num_layers", "max_seq_len"):
-        p.add_argument(f"--{name}", type=int, default=None,
-                       help="default: read off the state dict, else the preset's value")
+        p.add_argument(
+            f"--{name}",
+            type=int,
+            default=None,
+            help="default: read off the state dict, else the preset's value",
+        )
     return p
 
 
@@ -806,8 +888,15 @@ def _run(args: argparse.Namespace) -> int:
         model = DecoderOnlyTransformer(**cfg).to(device).eval()
         print(f"Randomly initialised model {model.config} (seed {args.seed})")
     print("Benchmarking...")
-    rows = benchmark(model, args.seq_lens, args.num_tokens, args.repeats,
-                     warmup=args.warmup, batch_size=args.batch_size, seed=args.seed)
+    rows = benchmark(
+        model,
+        args.seq_lens,
+        args.num_tokens,
+        args.repeats,
+        warmup=args.warmup,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
     for row in rows:
         print(format_benchmark_row(row))
     out = Path(args.out)

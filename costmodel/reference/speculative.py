@@ -32,13 +32,17 @@ class SpeculativeResult:
     iterations: int = 0
     target_calls: int = 0
     draft_calls: int = 0
-    accepted_counts: list[int] = field(default_factory=list)  # [i]: times draft token i was accepted
-    proposed_counts: list[int] = field(default_factory=list)  # [i]: times draft token i was proposed
+    accepted_counts: list[int] = field(
+        default_factory=list
+    )  # [i]: times draft token i was accepted
+    proposed_counts: list[int] = field(
+        default_factory=list
+    )  # [i]: times draft token i was proposed
     accepted_total: int = 0  # drafted tokens accepted, all iterations
 
     @property
     def mean_accepted(self) -> float:
-        """Mean number of drafted tokens accepted per iteration (excluding the target's own token)."""
+        """Mean drafted tokens accepted per iteration (excluding the target's own token)."""
         return self.accepted_total / self.iterations if self.iterations else 0.0
 
     @property
@@ -55,7 +59,10 @@ class SpeculativeResult:
     @property
     def per_position_acceptance(self) -> list[float]:
         """P(draft token i accepted | proposed), for i = 0 .. gamma-1."""
-        return [a / p if p else 0.0 for a, p in zip(self.accepted_counts, self.proposed_counts)]
+        return [
+            a / p if p else 0.0
+            for a, p in zip(self.accepted_counts, self.proposed_counts, strict=True)
+        ]
 
 
 class _Runner:
@@ -69,7 +76,7 @@ class _Runner:
         self.calls = 0
 
     def feed(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Run ``tokens`` (1, q) after the cached prefix; return logits (q, V) for every position."""
+        """Run ``tokens`` (1, q) after the cached prefix; return logits (q, V) at every position."""
         self.calls += 1
         if self.cache == "dynamic":
             logits, _, self.kv = self.model(tokens, kv_cache=self.kv, all_logits=True)
@@ -86,10 +93,17 @@ class _Runner:
 
 
 @torch.inference_mode()
-def generate_speculative(target: GPT, draft: GPT, idx: torch.Tensor, max_new_tokens: int, gamma: int,
-                         temperature: float = 0.0, top_k: int | None = None,
-                         generator: torch.Generator | None = None,
-                         cache: str = "dynamic") -> SpeculativeResult:
+def generate_speculative(
+    target: GPT,
+    draft: GPT,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    gamma: int,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+    cache: str = "dynamic",
+) -> SpeculativeResult:
     """Generate ``max_new_tokens`` after ``idx`` (1, T) with ``target``, drafting with ``draft``.
 
     Returns a :class:`SpeculativeResult` (``.tokens`` has shape (1, T + max_new_tokens)). The
@@ -97,10 +111,13 @@ def generate_speculative(target: GPT, draft: GPT, idx: torch.Tensor, max_new_tok
     """
     if target.config.vocab_size != draft.config.vocab_size:
         raise ValueError(
-            f"draft vocab_size ({draft.config.vocab_size}) != target vocab_size ({target.config.vocab_size})"
+            f"draft vocab_size ({draft.config.vocab_size}) != "
+            f"target vocab_size ({target.config.vocab_size})"
         )
     if idx.dim() != 2 or idx.size(0) != 1:
-        raise ValueError(f"speculative decoding takes one sequence, idx of shape (1, T); got {tuple(idx.shape)}")
+        raise ValueError(
+            f"speculative decoding takes one sequence, idx of shape (1, T); got {tuple(idx.shape)}"
+        )
     if gamma < 1:
         raise ValueError(f"gamma must be >= 1, got {gamma}")
     if cache not in ("dynamic", "static"):
@@ -109,12 +126,15 @@ def generate_speculative(target: GPT, draft: GPT, idx: torch.Tensor, max_new_tok
     limit = min(target.config.block_size, draft.config.block_size)
     if total + gamma > limit:
         raise ValueError(
-            f"prompt ({idx.size(1)}) + max_new_tokens ({max_new_tokens}) + gamma ({gamma}) exceeds block_size {limit}"
+            f"prompt ({idx.size(1)}) + max_new_tokens ({max_new_tokens}) + gamma ({gamma}) "
+            f"exceeds block_size {limit}"
         )
     greedy = temperature == 0
     t_run = _Runner(target, cache, total + gamma)
     d_run = _Runner(draft, cache, total + gamma)
-    res = SpeculativeResult(tokens=idx, gamma=gamma, accepted_counts=[0] * gamma, proposed_counts=[0] * gamma)
+    res = SpeculativeResult(
+        tokens=idx, gamma=gamma, accepted_counts=[0] * gamma, proposed_counts=[0] * gamma
+    )
     seq = idx[0].tolist()
     n_prompt = len(seq)
 
@@ -126,7 +146,7 @@ def generate_speculative(target: GPT, draft: GPT, idx: torch.Tensor, max_new_tok
         # 1. draft g tokens autoregressively (first call also absorbs any uncached tokens)
         drafted: list[int] = []
         q_probs: list[torch.Tensor] = []
-        pending = seq[d_run.length:]
+        pending = seq[d_run.length :]
         for _ in range(g):
             logits = d_run.feed(torch.tensor([pending], device=idx.device))[-1]
             if greedy:
@@ -138,8 +158,8 @@ def generate_speculative(target: GPT, draft: GPT, idx: torch.Tensor, max_new_tok
             drafted.append(tok)
             pending = [tok]
         # 2. the target scores every drafted prefix in one call (q = uncached + g tokens)
-        fed = seq[t_run.length:] + drafted
-        t_logits = t_run.feed(torch.tensor([fed], device=idx.device))[-(g + 1):]  # (g+1, V)
+        fed = seq[t_run.length :] + drafted
+        t_logits = t_run.feed(torch.tensor([fed], device=idx.device))[-(g + 1) :]  # (g+1, V)
         # 3. verify
         n_acc = 0
         if greedy:
