@@ -32,7 +32,15 @@ for b_w bytes per weight, b_a per activation and b_kv per KV element. ``standard
 E0294 text's Algorithm 0) writes the B·h·q·K scores S and probabilities P to memory and reads them
 back, and reads the causal mask (q·K elements, shared by the batch: the CS229S C6·N² term);
 ``fused`` (FlashAttention) reads Q, K, V once and writes O, with no quadratic traffic (its
-Θ(N²d²/M) re-reads of K and V for SRAM size M are neglected).
+Θ(N²d²/M) re-reads of K and V for SRAM size M are neglected). ``eager`` is standard attention as
+PyTorch eager code (nanoGPT, minGPT, the reference model's ``attn_impl="eager"``) runs it: the
+scale and, when q > 1, the mask are separate read+write passes over S; K and V are copied into
+a head-major h-head layout for the batched matmuls (``kv_layout``: always for a concatenated or
+absent cache, with an in-place head-major cache only under GQA, where ``repeat_interleave``
+expands them); the attention output is copied once (``.contiguous()``).
+
+``kv_update="concat"`` is a dynamic cache grown with ``torch.cat``: each step reads the c cached
+rows of K and V and writes all c + q, instead of writing the q new rows in place.
 """
 
 from __future__ import annotations
@@ -46,7 +54,8 @@ from costmodel.errors import check_choice
 from costmodel.specs import ModelSpec
 from costmodel.symbols import TP, B, H, H_kv, L, V, b_a, b_kv, b_w, c, d, d_ff, d_h, q
 
-ATTENTION = ("standard", "fused")
+ATTENTION = ("standard", "fused", "eager")
+KV_UPDATE = ("inplace", "concat")
 CAUSAL = ("full", "half")
 LM_HEAD = ("last", "all")
 KV_SHARING = ("per_request", "shared")
@@ -60,6 +69,8 @@ class Options:
     """Structural choices: which terms exist (the sizes stay symbolic)."""
 
     attention: str = "standard"       # "standard" (S, P in memory) | "fused" (FlashAttention)
+    #                                   | "eager" (standard as PyTorch eager code runs it)
+    kv_update: str = "inplace"        # cache written in place (static) | rebuilt by concat
     causal: str = "full"              # count all q×K scores | only the causal half
     lm_head: str = "last"             # logits for the last position only (nanoGPT) | all (HF)
     fused_qkv: bool = True            # one QKV matmul (reads x once) | three (reads x 3 times)
@@ -72,6 +83,7 @@ class Options:
         check_choice("causal", self.causal, CAUSAL)
         check_choice("lm_head", self.lm_head, LM_HEAD)
         check_choice("kv_sharing", self.kv_sharing, KV_SHARING)
+        check_choice("kv_update", self.kv_update, KV_UPDATE)
 
 
 @dataclass(frozen=True)
@@ -122,7 +134,8 @@ def _operators(flags: tuple, o: Options) -> tuple[Op, ...]:
     T_out = T if o.lm_head == "all" else B       # positions that get logits
     n_norm = 2 if norm == "layernorm" else 1
     e = ELEMENTWISE_FLOPS
-    standard = o.attention == "standard"
+    standard = o.attention in ("standard", "eager")
+    eager = o.attention == "eager"
     kv_seqs = B if o.kv_sharing == "per_request" else sp.Integer(1)
     # K (or V) of the attended tokens: read from the cache (b_kv bytes, the kv_read column) or,
     # without a cache, the activations just computed (b_a bytes, the act_read column).
@@ -161,19 +174,48 @@ def _operators(flags: tuple, o: Options) -> tuple[Op, ...]:
     if positions == "rotary":
         ops.append(op("rotary", "elementwise", "attention", e["rotary"] * T * (h + h_kv) * d_h,
                       ar=T * (h + h_kv) * d_h * b_a, aw=T * (h + h_kv) * d_h * b_a))
-    if o.kv_cache:
+    if o.kv_cache and o.kv_update == "inplace":
         ops.append(op("kv_write", "memory", "attention", ar=2 * T * h_kv * d_h * b_a,
                       kw=2 * T * h_kv * d_h * b_kv))
+    elif o.kv_cache:  # torch.cat rebuilds K and V: read the c cached rows, write all c + q
+        ops.append(op("kv_write", "memory", "attention", ar=2 * T * h_kv * d_h * b_a,
+                      kr=2 * B * c * h_kv * d_h * b_kv, kw=2 * B * K * h_kv * d_h * b_kv,
+                      kernels=2))
+    if eager:
+        # PyTorch eager attention (nanoGPT/minGPT): K and V are copied into a head-major,
+        # h-head layout for the batched matmuls — always for a concatenated or absent cache,
+        # for an in-place head-major cache only with GQA (repeat_interleave).
+        gqa = sp.Heaviside(H - H_kv - sp.Rational(1, 2))
+        copy = 1 if (o.kv_update == "concat" or not o.kv_cache) else gqa
+        src = b_kv if o.kv_cache else b_a
+        ops.append(op("kv_layout", "memory", "attention",
+                      kr=copy * 2 * kv_seqs * K * h * d_h * src if o.kv_cache else zero,
+                      ar=zero if o.kv_cache else copy * 2 * kv_seqs * K * h * d_h * src,
+                      aw=copy * 2 * kv_seqs * K * h * d_h * src, kernels=2))
     score_bytes = B * h * q * K * b_a if standard else zero
     ops += [
         op("qk_scores", "attention", "attention", 2 * B * h * A * d_h,
            ar=T * h * d_h * b_a + k_act, kr=k_cache, aw=score_bytes),
+    ]
+    if eager:  # the scale and (when q > 1) the mask are separate passes over S
+        more_than_one = sp.Heaviside(q - sp.Rational(3, 2))
+        ops += [op("scale", "elementwise", "attention", B * h * q * K,
+                   ar=B * h * q * K * b_a, aw=B * h * q * K * b_a),
+                op("mask_fill", "elementwise", "attention", zero,
+                   ar=more_than_one * B * h * q * K * b_a,
+                   aw=more_than_one * B * h * q * K * b_a)]
+    ops += [
         op("softmax", "elementwise", "attention", e["softmax"] * B * h * A,
            ar=score_bytes + (q * K * b_a if standard and o.mask else zero), aw=score_bytes,
            kernels=1 if standard else 0),
         op("attn_v", "attention", "attention", 2 * B * h * A * d_h,
            ar=score_bytes + k_act, kr=k_cache, aw=T * h * d_h * b_a,
            kernels=1 if standard else 0),
+    ]
+    if eager:  # y.transpose(1, 2).contiguous(): one copy of the attention output
+        ops.append(op("out_copy", "memory", "attention", ar=T * h * d_h * b_a,
+                      aw=T * h * d_h * b_a))
+    ops += [
         op("out_proj", "matmul", "attention", 2 * T * h * d_h * d,
            w=(h * d_h * d + (d if out_bias else 0)) * b_w, ar=T * h * d_h * b_a,
            aw=T * d * b_a),

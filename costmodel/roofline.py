@@ -225,7 +225,7 @@ def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_toke
             act_bytes: float | None = None, dtype: str | None = None,
             attention: str = "standard", causal: str = "full", lm_head: str = "last",
             fused_qkv: bool = True, kv_cache: bool = True, kv_sharing: str = "per_request",
-            mask: bool = True, eta_c: float = 1.0, eta_m: float = 1.0,
+            mask: bool = True, kv_update: str = "inplace", eta_c: float = 1.0, eta_m: float = 1.0,
             kernel_overhead: float | None = None) -> Analysis:
     """Roofline analysis of one forward pass: ``batch`` sequences each adding ``new_tokens``
     tokens (q) on top of ``cached_tokens`` (c) already in the KV cache.
@@ -243,7 +243,7 @@ def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_toke
                          "modelled; give interconnect_bandwidth")
     dtype = resolve_dtype(hw, dtype, weight_bytes)
     options = Options(attention=attention, causal=causal, lm_head=lm_head, fused_qkv=fused_qkv,
-                      kv_cache=kv_cache, kv_sharing=kv_sharing, mask=mask)
+                      kv_cache=kv_cache, kv_sharing=kv_sharing, mask=mask, kv_update=kv_update)
     ops, arr = evaluate_ops(m, options, batch, new_tokens, cached_tokens, tp, weight_bytes,
                             act_bytes, kv_bytes)
     mach = Machine.of(hw, dtype, kernel_overhead)
