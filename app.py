@@ -581,6 +581,33 @@ def _formulas_speculative(inp: Inputs) -> None:
 
 
 def page_validation(inp: Inputs) -> None:
+    res = S.validation_results()
+    if "headline" in res or "points" in res:
+        st.subheader("Predictions vs the PyTorch reference model")
+        st.caption("From the committed `costmodel validate` output under data/validation "
+                   "(see validation_report.md there): the exact checks, the held-out latency "
+                   "error of the calibrated roofline and of the ideal one, and speculative "
+                   "decoding.")
+        if "headline" in res:
+            table(res["headline"], "validation_headline")
+        if "errors" in res:
+            st.markdown("**|relative error| by regime** (held-out points; ideal = the "
+                        "roofline on the calibrated peaks, calibrated = with the fitted "
+                        "η_c, η_m and per-kernel overhead)")
+            table(res["errors"], "validation_errors_by_regime")
+        for title, path in res["figures"].items():
+            st.markdown(f"**{title}**")
+            figure(path.read_bytes(), slug("validation", path.stem))
+        if "points" in res:
+            st.markdown("**Points** (measured and predicted seconds per pass)")
+            table(res["points"], "validation_points")
+        if "speculative" in res:
+            st.markdown("**Speculative decoding** (measured vs predicted improvement per γ)")
+            table(res["speculative"], "validation_speculative")
+    else:
+        st.info("No validation results yet: run `costmodel validate --measurements "
+                "data/measurements/cpu.csv --hardware data/hardware/cpu.json --out "
+                "data/validation` and commit data/validation to show them here.")
     files = S.measurement_files()
     if not files:
         st.info(
@@ -593,6 +620,7 @@ def page_validation(inp: Inputs) -> None:
             "3. `costmodel validate` — put the predictions beside the measurements.\n\n"
             "Commit the CSV files and this page shows them.")
         return
+    st.subheader("Raw measurements")
     rel = {str(p.relative_to(S.MEASUREMENTS_DIR)): p for p in files}
     choice = st.selectbox("Measurement file", list(rel))
     df = pd.read_csv(rel[choice])

@@ -43,6 +43,10 @@ ATTENTION = ("standard", "fused")
 GIB = 2**30
 GB = 1e9
 MEASUREMENTS_DIR = Path(__file__).resolve().parent.parent / "data" / "measurements"
+VALIDATION_DIR = Path(__file__).resolve().parent.parent / "data" / "validation"
+VALIDATION_FIGURES = {"predicted_vs_measured.png": "Predicted vs measured (log–log, y = x)",
+                      "latency_vs_context.png": "Latency vs context: KV cache vs no cache",
+                      "speculative_speedup.png": "Speculative decoding: improvement vs γ"}
 
 
 @dataclass(frozen=True)
@@ -475,6 +479,26 @@ def measurement_files(folder: Path = MEASUREMENTS_DIR) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.rglob("*.csv") if p.is_file())
+
+
+def validation_results(folder: Path = VALIDATION_DIR) -> dict:
+    """The committed output of ``costmodel validate`` under data/validation: tables
+    (``headline``, ``errors``, ``points``, ``speculative``: DataFrames, absent when the file is
+    missing or unreadable) and ``figures`` (title → PNG path, the ones that exist)."""
+    out: dict = {"figures": {}}
+    if not folder.is_dir():
+        return out
+    for key, name in (("headline", "headline.csv"), ("errors", "errors_by_regime.csv"),
+                      ("points", "points.csv"), ("speculative", "speculative.csv")):
+        path = folder / name
+        if path.is_file():
+            try:
+                out[key] = pd.read_csv(path)
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+                continue
+    out["figures"] = {title: folder / name for name, title in VALIDATION_FIGURES.items()
+                      if (folder / name).is_file()}
+    return out
 
 
 # ---------------------------------------------------------------- page computations

@@ -11,13 +11,14 @@ per-operator model (B sequences add q new tokens to c cached ones):
     decode_static    1   s   static    one step writing in place into a preallocated cache
     no_cache         s   0   none      model(idx): the no-KV-cache baseline re-encodes s tokens
 
-Models have random weights (seeded) and ``attn_impl="eager"`` (explicit matmuls, the per-operator
-model's ``standard`` attention). Each point is timed with warm-up and repeats (median, p10, p90,
-quartiles), with torch limited to ``threads`` intra-op threads. A row carries everything needed
-to predict it: the exact ModelSpec fields, the options (attention, causal, lm_head, kv_cache),
-the workload (batch, new_tokens q, cached_tokens c, cache strategy, dtype and byte widths), the
-device description, torch version and threads, the measured bytes of the KV cache and of the
-parameters, and the reference ``GPTConfig`` as JSON (so validation can rebuild the model).
+Models have random weights (seeded) and ``attn_impl="eager"`` (explicit matmuls: the
+per-operator model's ``attention="eager"``; the dynamic cache is ``kv_update="concat"``). Each
+point is timed with warm-up and repeats (median, p10, p90, quartiles), with torch limited to
+``threads`` intra-op threads. A row carries everything needed to predict it: the exact ModelSpec
+fields, the options (attention, causal, lm_head, kv_cache, kv_update), the workload (batch,
+new_tokens q, cached_tokens c, cache strategy, dtype and byte widths), the device description,
+torch version and threads, the measured bytes of the KV cache and of the parameters, and the
+reference ``GPTConfig`` as JSON (so validation can rebuild the model).
 
 Files are written to a temp file and renamed: a reader never sees a partial CSV.
 """
@@ -64,7 +65,8 @@ SPEC_COLUMNS = ("n_layers", "d_model", "n_heads", "vocab_size", "max_context", "
                 "mlp_bias", "lm_head_bias", "tied_embeddings", "positions")
 OPTION_COLUMNS = ("attention", "causal", "lm_head", "kv_cache")
 TIME_COLUMN = "time_s"
-COLUMNS = ("point_id", "model", *SPEC_COLUMNS, *OPTION_COLUMNS, "phase", "cache", "batch",
+COLUMNS = ("point_id", "model", *SPEC_COLUMNS, *OPTION_COLUMNS, "kv_update", "phase", "cache",
+           "batch",
            "new_tokens", "cached_tokens", "context", "static_max_len", "dtype", "weight_bytes",
            "act_bytes", "kv_bytes", "device", "device_name", "torch_version", "threads",
            "warmup", "repeats", "inner", TIME_COLUMN, "time_p10_s", "time_p90_s", "time_q25_s",
@@ -156,7 +158,8 @@ def spec_for(config) -> ModelSpec:
 
     Inference options that go with it (see :func:`options_for`): nanoGPT computes the LM head on
     the last position only (``lm_head="last"``); eager attention materialises the scores and
-    probabilities (``attention="standard"``) and counts every q×K pair (``causal="full"``).
+    probabilities with separate scale and mask passes and K/V layout copies
+    (``attention="eager"``) and counts every q×K pair (``causal="full"``).
     """
     if config.norm == "layernorm" and not config.bias:
         raise ValueError("config: LayerNorm without bias has no ModelSpec equivalent (a "
@@ -175,8 +178,24 @@ def spec_for(config) -> ModelSpec:
 def options_for(config, phase: str) -> dict:
     """``cm.analyze`` options that describe how the reference model runs ``phase``."""
     check_choice("phase", phase, PHASES)
-    return {"attention": "standard" if config.attn_impl == "eager" else "fused",
-            "causal": "full", "lm_head": "last", "kv_cache": phase != "no_cache"}
+    return {"attention": attention_for(config), "causal": "full", "lm_head": "last",
+            "kv_cache": phase != "no_cache", "kv_update": kv_update_for(PHASE_CACHE[phase])}
+
+
+PHASE_CACHE = {"prefill": "dynamic", "decode_dynamic": "dynamic", "decode_static": "static",
+               "no_cache": "none"}
+
+
+def attention_for(config) -> str:
+    """The ``cm.analyze`` attention option of a reference config: its eager path is
+    ``attention="eager"`` (scale, mask, layout copies as operators), SDPA is ``"fused"``."""
+    return "eager" if config.attn_impl == "eager" else "fused"
+
+
+def kv_update_for(cache: str) -> str:
+    """The ``cm.analyze`` kv_update of a reference cache strategy: the dynamic cache grows by
+    ``torch.cat`` (``"concat"``), the static one is written in place (``"inplace"``)."""
+    return "concat" if cache == "dynamic" else "inplace"
 
 
 def spec_from_row(row) -> ModelSpec:
@@ -406,7 +425,7 @@ def _acceptance(res, gamma: int) -> tuple[int, int]:
 
 def measure_speculative(out_csv: str | Path | None = None, gammas: Sequence[int] = range(1, 9),
                         new_tokens: int | None = None, prompt_chars: int = 32, n_prompts: int = 3,
-                        repeats: int = 3, device: str = "cpu", threads: int | None = 1,
+                        repeats: int = 7, device: str = "cpu", threads: int | None = 1,
                         cache: str = "dynamic", models=None) -> list[dict]:
     """Time greedy speculative decoding of the committed target/draft text pair against the
     target alone, for each γ; rows carry the measured acceptance (see :func:`_acceptance`).

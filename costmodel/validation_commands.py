@@ -3,7 +3,8 @@
     costmodel calibrate --device cpu --dtype fp32 --out data/hardware/cpu.json [--quick]
     costmodel measure --grid full --device cpu --out data/measurements/cpu.csv [--speculative]
     costmodel validate --measurements data/measurements/cpu.csv \\
-                       --hardware data/hardware/cpu.json --out data/validation/
+                       --hardware data/hardware/cpu.json --out data/validation/ \\
+                       --save-fitted data/hardware/cpu-fitted.json
 
 Each registers with :func:`costmodel.cli.subcommand`; bad input raises ValueError, which the CLI
 prints as one line and exits 2. Files are written atomically (temp file + rename).
@@ -131,6 +132,10 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speculative", metavar="FILE.csv", default=None,
                    help="speculative measurements; default <measurements stem>_speculative.csv "
                         "when it exists")
+    p.add_argument("--save-fitted", metavar="FILE.json", default=None,
+                   help="also write the fitted machine (peaks × η_c, bandwidth × η_m, "
+                        "kernel_overhead = t_k) as a HardwareSpec JSON, e.g. "
+                        "data/hardware/cpu-fitted.json")
 
 
 @subcommand("validate", "hold the predictions against measurements; write the report",
@@ -138,7 +143,8 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
 def _run_validate(args: argparse.Namespace) -> list[Result]:
     from costmodel.validate import validate
 
-    r = validate(args.measurements, args.hardware, args.out, speculative_csv=args.speculative)
+    r = validate(args.measurements, args.hardware, args.out, speculative_csv=args.speculative,
+                 fitted_hardware_json=args.save_fitted)
     s = r.summary
     head = [
         {"check": "matmul FLOPs exact", "result": f"{s['flops_exact']}/{s['points']}"},
@@ -157,9 +163,11 @@ def _run_validate(args: argparse.Namespace) -> list[Result]:
                                f"{s['speculative_measured']:.2f}× "
                                f"({100 * s['speculative_rel_error']:+.1f} %)"})
     f = r.fit
-    notes = [f"fit: eta_c={f.eta_c:.3f}, eta_m={f.eta_m:.3f}, "
+    notes = [f"fit: eta_c={f.eta_c:.3f}, eta_c_skinny={f.eta_c_skinny:.3f}, "
+             f"eta_m={f.eta_m:.3f}, eta_m_elementwise={f.eta_m_elementwise:.3f}, "
              f"t_k={f.kernel_overhead * 1e6:.2f} us per kernel",
-             f"wrote {r.markdown}" + "".join(f", {p}" for p in r.figures.values())]
+             f"wrote {r.markdown}" + "".join(f", {p}" for p in r.figures.values())
+             + (f", {args.save_fitted}" if args.save_fitted else "")]
     errors = r.errors.to_dict("records")
     return [Result(head, title="Validation", notes=notes),
             Result(errors, title="|relative error| by regime (held-out points)")]

@@ -15,8 +15,29 @@ import costmodel as cm  # noqa: E402
 import costmodel.validation_commands  # noqa: E402,F401
 from costmodel.calibrate import calibrate  # noqa: E402
 from costmodel.cli import main  # noqa: E402
-from costmodel.measure import MODELS, PHASES, gpt_config, measure, options_for, spec_for  # noqa: E402
-from costmodel.validate import Report, counted_flops, fit_parameters, validate  # noqa: E402
+from costmodel.measure import (  # noqa: E402
+    MODELS,
+    PHASES,
+    gpt_config,
+    measure,
+    options_for,
+    spec_for,
+    spec_from_row,
+)
+from costmodel.validate import (  # noqa: E402
+    SKINNY_ROWS,
+    Fit,
+    Report,
+    counted_flops,
+    fit,
+    fitted_time,
+    matmul_rows,
+    predict,
+    reference_options,
+    skinny_ops,
+    speculative_prediction,
+    validate,
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +72,14 @@ def test_end_to_end_report(inputs):
         assert p.exists() and p.read_bytes()[:4] == b"\x89PNG"
         assert f"]({p.name})" in text
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    # the app's validation page reads these committed tables and figures
+    from costmodel.appstate import validation_results
+
+    res = validation_results(out)
+    assert list(res["headline"].columns) == ["check", "result", "target", "met"]
+    assert len(res["points"]) == 4 and "pred_calibrated_s" in res["points"]
+    assert "calibrated_median" in res["errors"] and len(res["figures"]) == 2
+    assert validation_results(d / "missing") == {"figures": {}}
 
 
 def test_cli_validate(inputs, capsys):
@@ -80,15 +109,115 @@ def test_flop_counter_equals_analytic_matmul_flops(model):
 
 
 def test_fit_recovers_known_parameters():
+    from costmodel.validate import _least_squares
+
     rng = np.random.default_rng(0)
     C = rng.uniform(1e-6, 1e-4, (40, 5)) * rng.integers(0, 2, (40, 5))
     M = rng.uniform(1e-6, 1e-4, (40, 5))
     K = rng.integers(20, 200, 40).astype(float)
     t = np.maximum(C / 0.5, M / 0.3).sum(axis=1) + K * 5e-6
-    f = fit_parameters(C, M, K, t)
-    assert f.eta_c == pytest.approx(0.5, rel=0.05)
-    assert f.eta_m == pytest.approx(0.3, rel=0.05)
-    assert f.kernel_overhead == pytest.approx(5e-6, rel=0.1)
+    p = _least_squares(C, M, K, t)
+    assert p.eta_c == pytest.approx(0.5, rel=0.05) and p.eta_c_skinny == p.eta_c
+    assert p.eta_m == pytest.approx(0.3, rel=0.05) and p.eta_m_elementwise == p.eta_m
+    assert p.kernel_overhead == pytest.approx(5e-6, rel=0.1)
+    assert p.rms_log_error < 0.02
+    # skinny matmuls and elementwise passes at their own efficiencies
+    S = rng.integers(0, 2, (40, 5)).astype(bool)
+    E = ~S & (C == 0)
+    t = np.maximum(C / np.where(S, 0.1, 0.6), M / np.where(E, 0.2, 0.3)).sum(axis=1) + K * 5e-6
+    p = _least_squares(C, M, K, t, S, E)
+    assert p.eta_c == pytest.approx(0.6, rel=0.05)
+    assert p.eta_c_skinny == pytest.approx(0.1, rel=0.05)
+    assert p.eta_m == pytest.approx(0.3, rel=0.05)
+    assert p.eta_m_elementwise == pytest.approx(0.2, rel=0.05)
+    assert p.rms_log_error < 0.02
+
+
+def test_public_fit_and_fitted_hardware(inputs, tmp_path):
+    """fit() on a CSV or a DataFrame; Fit.hardware() saved and reloaded predicts exactly what
+    the fit predicts, through the public predict() (cm.analyze + the skinny efficiency)."""
+    d, csv, hw_path = inputs
+    f = fit(csv, hw_path)
+    assert isinstance(f, Fit) and f.n_train == 4      # 4 points: too few to hold any out
+    assert set(f.split) == {"train"} and list(f.errors.index) == ["calibrated", "ideal"]
+    assert fit(pd.read_csv(csv), cm.hardware(hw_path)).to_dict() == f.to_dict()
+    path = tmp_path / "fitted.json"
+    f.hardware().save(path)
+    hw = cm.hardware(path)
+    assert hw.kernel_overhead == pytest.approx(f.kernel_overhead)
+    assert hw.extra["eta_c"] == pytest.approx(f.eta_c) and hw.extra["eta_m"] == f.eta_m
+    assert hw.extra["eta_c_skinny"] == f.eta_c_skinny and hw.extra["skinny_rows"] == SKINNY_ROWS
+    assert hw.extra["eta_m_elementwise"] == f.eta_m_elementwise
+    cal = cm.hardware(hw_path)
+    assert hw.bandwidth == pytest.approx(f.eta_m * cal.bandwidth)
+    assert hw.peak("fp32") == pytest.approx(f.eta_c * cal.peak("fp32"))
+    df = pd.read_csv(csv)
+    for _, row in df.iterrows():
+        spec = spec_from_row(row)
+        t = predict(spec, hw, int(row["batch"]), int(row["new_tokens"]),
+                    int(row["cached_tokens"]), row["cache"], weight_bytes=4, kv_bytes=4,
+                    act_bytes=4, dtype="fp32")
+        pred = f.points.set_index("point_id").loc[row["point_id"], "pred_calibrated_s"]
+        assert t == pytest.approx(pred, rel=1e-9)
+    with pytest.raises(ValueError, match="lacks column"):
+        fit(df.drop(columns=["batch"]), hw_path)
+    with pytest.raises(ValueError, match="calibrated for"):
+        fit(csv, cm.hardware(hw_path).replace(peak_flops={"bf16": 1e11}))
+
+
+def test_reference_options_follow_the_reference_code():
+    """The reference's dynamic cache is a torch.cat (concat), its static cache is written in
+    place, its eager attention is the ops' eager attention, SDPA is fused."""
+    assert reference_options("dynamic") == {"attention": "eager", "kv_update": "concat",
+                                            "kv_cache": True}
+    assert reference_options("static", "sdpa") == {"attention": "fused",
+                                                   "kv_update": "inplace", "kv_cache": True}
+    assert reference_options("none")["kv_cache"] is False
+    with pytest.raises(ValueError, match="cache"):
+        reference_options("paged")
+    for phase in PHASES:
+        opts = options_for(gpt_config("gpt-nano"), phase)
+        assert opts["attention"] == "eager"
+        assert opts["kv_update"] == ("concat" if phase in ("prefill", "decode_dynamic")
+                                     else "inplace")
+
+
+def test_skinny_rows_and_fitted_time():
+    """Weight matmuls of at most 8 rows run at η_c,skinny: decode projections, the LM head on
+    the last position; plain cm.analyze (no η in extra) is left alone."""
+    spec = spec_for(gpt_config("gpt-nano"))
+    kw = dict(weight_bytes=4, kv_bytes=4, act_bytes=4, dtype="fp32")
+    a = cm.analyze(spec, "a100-80gb", batch=2, new_tokens=32, cached_tokens=0, **kw)
+    rows = dict(zip(a.ops["op"], matmul_rows(a), strict=True))
+    assert rows["qkv_proj"] == 64 and rows["lm_head"] == 2 and rows["qk_scores"] == 32
+    assert rows["softmax"] > 10**9
+    skinny = dict(zip(a.ops["op"], skinny_ops(a), strict=True))
+    assert skinny["lm_head"] and not skinny["qkv_proj"] and not skinny["qk_scores"]
+    assert fitted_time(a) == a.time
+    hw = cm.hardware("a100-80gb")
+    hw = hw.replace(extra={"eta_c": 1.0, "eta_c_skinny": 0.01})
+    d = cm.analyze(spec, hw, batch=1, new_tokens=1, cached_tokens=64, **kw)
+    assert fitted_time(d) > d.time      # decode matmuls priced at 1 % of the peak
+
+
+def test_speculative_prediction_prices_the_reference_loop():
+    hw = cm.hardware("a100-80gb").replace(kernel_overhead=5e-6)
+    target = spec_for(gpt_config("gpt-micro"))
+    draft = spec_for(gpt_config("gpt-nano"))
+    kw = dict(weight_bytes=4, kv_bytes=4, act_bytes=4, dtype="fp32")
+    p = speculative_prediction(target, draft, hw, 0.8, 4, 64, **kw)
+    assert p["expected_tokens"] == pytest.approx((1 - 0.8 ** 5) / 0.2)
+    assert p["improvement"] == pytest.approx(
+        p["expected_tokens"] * p["t_token_s"] / (p["t_drafts_s"] + p["t_verify_s"]))
+    # the verification pass is a q = γ + 1 pass with logits on every position, plus the calls
+    verify = cm.analyze(target, hw, new_tokens=5, cached_tokens=64, lm_head="all",
+                        **reference_options("dynamic", "sdpa"), **kw).time
+    crop = (1 - 0.8 ** 4) * 2 * (target.n_layers + draft.n_layers) * 5e-6
+    assert p["t_verify_s"] == pytest.approx(verify + 5 * 5e-6 + crop)
+    # more fixed cost per call lowers the improvement
+    slow = speculative_prediction(target, draft, hw.replace(kernel_overhead=5e-5), 0.8, 4, 64,
+                                  **kw)
+    assert slow["improvement"] < p["improvement"]
 
 
 def _rewrite(src, dst, fn):
@@ -126,20 +255,3 @@ def test_calibration_of_another_dtype_is_refused(inputs, capsys):
     assert main(["validate", "-m", str(csv), "-H", str(other), "-o", str(out)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
     assert not out.exists()
-
-
-def test_eager_extras_follow_the_reference_code():
-    from costmodel.validate import eager_extras
-
-    spec = spec_for(gpt_config("gpt-nano"))
-    L, h, d_h = spec.n_layers, spec.n_heads, spec.head_dim
-    # static MHA decode: no concat, no K/V copy; only the scale pass and the output copy
-    b, k = eager_extras(spec, 1, 1, 10, 4, 4, "static")
-    assert b == 2 * L * h * 11 * 4 + 2 * L * h * d_h * 4 and k == 2 * L
-    # dynamic decode adds the torch.cat rebuild of K and V and matmul's copies of them
-    b_dyn, k_dyn = eager_extras(spec, 1, 1, 10, 4, 4, "dynamic")
-    assert b_dyn - b == 4 * L * 11 * h * d_h * 4 * 2 and k_dyn - k == 4 * L
-    # fused attention keeps only the concat
-    assert eager_extras(spec, 1, 1, 10, 4, 4, "static", "fused") == (0.0, 0.0)
-    gqa = spec_for(gpt_config("llama-gqa"))
-    assert eager_extras(gqa, 1, 1, 10, 4, 4, "static")[1] == 4 * gqa.n_layers
