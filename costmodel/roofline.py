@@ -309,7 +309,7 @@ def sum_max_linear(a0, a1, b0, b1, lo, n):
 
     da0, da1 = a0 - b0, a1 - b1        # a − b = da0 + da1·x, changes sign at x = root
     first_a = (da0 + da1 * lo) >= 0     # which line is on top at the first term
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rel = np.where(da1 != 0, -da0 / np.where(da1 != 0, da1, 1), 0) - lo
     # j = number of leading terms that stay on the first term's side
     j = np.where(first_a & (da1 < 0), np.floor(rel) + 1,

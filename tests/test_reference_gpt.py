@@ -12,13 +12,7 @@ from costmodel.reference.loading import load_checkpoint, load_hf_gpt2, load_stat
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run faster (and steadier on a busy 2-core box) on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 CONFIGS = {

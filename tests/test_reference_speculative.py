@@ -9,14 +9,7 @@ torch = pytest.importorskip("torch")
 from costmodel.reference.gpt import GPT, GPTConfig  # noqa: E402
 from costmodel.reference.speculative import generate_speculative  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run faster (and steadier on a busy 2-core box) on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(

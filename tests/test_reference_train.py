@@ -23,14 +23,7 @@ from costmodel.reference.train import (  # noqa: E402
     train_sort,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run faster (and steadier on a busy 2-core box) on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_sort_demo_generate_with_and_without_cache_agree() -> None:
