@@ -136,11 +136,14 @@ def max_batch_vs_context(m, hw, contexts: Sequence[int] = (512, 1024, 2048, 4096
     """Max batch size vs context, one line per TP degree."""
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
-    for tp in tps:
+    # distinct markers and dashes: lines can coincide (TP past n_kv_heads replicates KV heads)
+    for i, tp in enumerate(tps):
         ax.plot(contexts, [max_batch_size(m, hw, c, tp=tp, **kw) for c in contexts],
-                marker="o", label=f"TP = {tp}")
+                marker="osD^v<>"[i % 7], ls=("-", "--", "-.", ":")[i % 4],
+                markersize=7 - i % 3, label=f"TP = {tp}")
     ax.set_xscale("log", base=2)
-    ax.set_yscale("symlog")
+    ax.set_yscale("symlog")       # symlog: a batch of 0 (does not fit) stays on the chart
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("context length (tokens)")
     ax.set_ylabel("max concurrent requests")
     name = getattr(hw, "name", hw)
