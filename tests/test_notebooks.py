@@ -25,7 +25,8 @@ NB_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
 CELL_TIMEOUT = 300          # seconds per cell
 MAX_BYTES = 1_000_000       # committed notebook size limit
-MACHINE_PATHS = ("/work/", "/root/", "/tmp/", "/home/")
+# prefixes of absolute machine paths that must not appear in committed outputs
+MACHINE_PATHS = tuple(f"/{top}/" for top in ("work", "root", "tmp", "home"))
 E0294 = "01_kv_cache_batch_tp_intensity"
 CS229S = "02_gpt2xl_inference_math"
 KV_MEASURED = "03_kv_cache_measured"
