@@ -45,9 +45,7 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -56,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 import costmodel as cm
+from costmodel.errors import atomic_write_bytes
 from costmodel.measure import (
     OPTION_COLUMNS,
     SPEC_COLUMNS,
@@ -763,19 +762,6 @@ class Report:
                     and self.bytes["param_exact"].all())
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
@@ -1046,10 +1032,10 @@ def validate(measurements_csv: str | Path, hardware_json: str | Path,
         if spec_df is not None:
             tables["speculative.csv"] = spec_df
         for key, data in blobs.items():
-            _atomic_write_bytes(fig_paths[key], data)
+            atomic_write_bytes(fig_paths[key], data)
         for name, table in tables.items():
-            _atomic_write_bytes(out / name, table.to_csv(index=False).encode())
-        _atomic_write_bytes(report.markdown, text.encode())
+            atomic_write_bytes(out / name, table.to_csv(index=False).encode())
+        atomic_write_bytes(report.markdown, text.encode())
     if fitted_hardware_json is not None:
         fitted_hw.save(fitted_hardware_json)
         Path(fitted_hardware_json).chmod(0o644)
