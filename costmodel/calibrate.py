@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from costmodel.machine import cpu_model_name, system_memory_bytes
 from costmodel.specs import DTYPES, HardwareSpec
 
 DEVICES = ("cpu", "cuda")
@@ -134,25 +135,6 @@ def summarize(samples: Sequence[float]) -> dict:
 
 
 # --------------------------------------------------------------------------- machine
-
-
-def cpu_model_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (or platform), e.g. 'AMD EPYC'."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def system_memory_bytes() -> int:
-    """Physical RAM in bytes."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 1
 
 
 def _slug(text: str) -> str:

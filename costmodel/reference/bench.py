@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from costmodel.machine import cpu_model_name, sync
 from costmodel.reference.gpt import GPT, GPTConfig, parse_dtype, resolve_device
 
 SEED001_CONTEXTS = (64, 128, 256, 512, 1024, 1536)
@@ -35,20 +36,10 @@ RULE = "-" * 50
 # ----------------------------------------------------------------------------- helpers
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info(device: torch.device, dtype: torch.dtype) -> dict[str, str]:
     """What the numbers were measured on."""
     info = {
-        "cpu": cpu_model(),
+        "cpu": cpu_model_name(),
         "cores": str(os.cpu_count()),
         "torch": torch.__version__,
         "torch_threads": str(torch.get_num_threads()),
@@ -72,13 +63,6 @@ def write_csv(path: Path, rows: list[dict], info: dict[str, str]) -> None:
             w.writerows(rows)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def time_ms(
     fn: Callable[[], object],
     device: torch.device,
@@ -93,10 +77,10 @@ def time_ms(
             after()
     times = []
     for _ in range(repeats):
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         fn()
-        _sync(device)
+        sync(device)
         times.append((time.perf_counter() - t0) * 1e3)
         if after:
             after()
@@ -356,7 +340,7 @@ def bench_position(args: argparse.Namespace, device: torch.device, dtype: torch.
         if mode == "static":
             model.setup_static_cache(1, args.prompt_len + n_new)
         for i in range(n_new):
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             if mode == "none":
                 logits, _ = model(idx)
@@ -372,7 +356,7 @@ def bench_position(args: argparse.Namespace, device: torch.device, dtype: torch.
                 )
             nxt = torch.argmax(logits[:, -1, :], dim=-1, keepdim=True)
             idx = torch.cat((idx, nxt), dim=1)
-            _sync(device)
+            sync(device)
             times.append((time.perf_counter() - t0) * 1e3)
         series[mode] = times
     positions = list(range(args.prompt_len, args.prompt_len + n_new))
@@ -490,11 +474,11 @@ def bench_speculative(args: argparse.Namespace, device: torch.device, dtype: tor
         """Median over repeats of the total time to decode every prompt (s)."""
         times = []
         for _ in range(args.repeats):
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             for p in prompts:
                 fn(p)
-            _sync(device)
+            sync(device)
             times.append(time.perf_counter() - t0)
         return statistics.median(times)
 

@@ -77,6 +77,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from costmodel.machine import sync
+
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -684,14 +686,6 @@ def evaluate(
 # Benchmark
 
 
-def _sync(device: torch.device) -> None:
-    """Wait for queued kernels on ``device`` (no-op on CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def benchmark(
     model: DecoderOnlyTransformer,
     seq_lens: Sequence[int] = DEFAULT_SEQ_LENS,
@@ -737,10 +731,10 @@ def benchmark(
         prompt = prompt.to(device)
 
         def run(use_cache: bool, prompt: torch.Tensor = prompt) -> float:
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             model.generate(prompt, num_tokens, use_cache=use_cache, do_sample=False)
-            _sync(device)
+            sync(device)
             return time.perf_counter() - start
 
         for _ in range(warmup):
