@@ -178,9 +178,12 @@ def _operators(flags: tuple, o: Options) -> tuple[Op, ...]:
         ops.append(op("kv_write", "memory", "attention", ar=2 * T * h_kv * d_h * b_a,
                       kw=2 * T * h_kv * d_h * b_kv))
     elif o.kv_cache:  # torch.cat rebuilds K and V: read the c cached rows, write all c + q
-        ops.append(op("kv_write", "memory", "attention", ar=2 * T * h_kv * d_h * b_a,
-                      kr=2 * B * c * h_kv * d_h * b_kv, kw=2 * B * K * h_kv * d_h * b_kv,
-                      kernels=2))
+        # (an empty cache just keeps the new K, V: nothing is copied when c = 0)
+        has_past = sp.Heaviside(c - sp.Rational(1, 2))
+        ops.append(op("kv_write", "memory", "attention",
+                      ar=has_past * 2 * T * h_kv * d_h * b_a,
+                      kr=has_past * 2 * B * c * h_kv * d_h * b_kv,
+                      kw=has_past * 2 * B * K * h_kv * d_h * b_kv, kernels=2))
     if eager:
         # PyTorch eager attention (nanoGPT/minGPT): K and V are copied into a head-major,
         # h-head layout for the batched matmuls — always for a concatenated or absent cache,
@@ -212,9 +215,10 @@ def _operators(flags: tuple, o: Options) -> tuple[Op, ...]:
            ar=score_bytes + k_act, kr=k_cache, aw=T * h * d_h * b_a,
            kernels=1 if standard else 0),
     ]
-    if eager:  # y.transpose(1, 2).contiguous(): one copy of the attention output
-        ops.append(op("out_copy", "memory", "attention", ar=T * h * d_h * b_a,
-                      aw=T * h * d_h * b_a))
+    if eager:  # y.transpose(1, 2).contiguous(): a copy of the attention output when q > 1
+        several = sp.Heaviside(q - sp.Rational(3, 2))  # (for q = 1 the transpose is a view)
+        ops.append(op("out_copy", "memory", "attention", ar=several * T * h * d_h * b_a,
+                      aw=several * T * h * d_h * b_a))
     ops += [
         op("out_proj", "matmul", "attention", 2 * T * h * d_h * d,
            w=(h * d_h * d + (d if out_bias else 0)) * b_w, ar=T * h * d_h * b_a,
