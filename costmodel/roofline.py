@@ -93,6 +93,12 @@ class Machine:
                    hw.kernel_overhead if kernel_overhead is None else kernel_overhead, dtype)
 
 
+def roofline_time(compute_t, memory_t, comm_t=0.0, overhead_t=0.0):
+    """The roofline of an operator: max(compute time, memory time) + communication + fixed
+    overhead (arrays broadcast). Every timing in the package goes through this line."""
+    return np.maximum(compute_t, memory_t) + comm_t + overhead_t
+
+
 def op_times(arr: np.ndarray, ops: Sequence[Op], tp, peak, bandwidth, link_bandwidth,
              link_latency, kernel_overhead, eta_c=1.0, eta_m=1.0) -> dict[str, np.ndarray]:
     """Roofline times per operator occurrence (arrays shaped like ``arr[:, 0]``)."""
@@ -110,7 +116,7 @@ def op_times(arr: np.ndarray, ops: Sequence[Op], tp, peak, bandwidth, link_bandw
         (-1,) + (1,) * (arr.ndim - 2))
     active = (flops + nbytes) > 0
     overhead = np.where(active, kernels * kernel_overhead, 0.0)
-    time = np.maximum(compute_t, memory_t) + comm_t + overhead
+    time = roofline_time(compute_t, memory_t, comm_t, overhead)
     return {"flops": flops, "bytes": nbytes, "comm_bytes": comm, "compute_time": compute_t,
             "memory_time": memory_t, "comm_time": comm_t, "overhead_time": overhead,
             "time": time}
@@ -443,7 +449,7 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
         comm_time = np.zeros(shape)
         compute = flops / peak
         for op, f, b, comm in per_op:
-            t = np.maximum(f, b * ratio)
+            t = roofline_time(f, b * ratio)   # in units of peak · seconds
             time += t
             if op.kernels and mach.kernel_overhead:
                 time += op.kernels * mach.kernel_overhead * peak * \
@@ -484,8 +490,8 @@ def loop_reference(m, hw, points: Sequence[tuple[int, int, int]], **kw) -> list[
 
 
 __all__ = ["Analysis", "Generation", "Machine", "analyze", "decode_step", "evaluate_ops",
-           "generation", "no_cache_step", "op_times", "prefill", "sum_max_linear",
-           "sweep", "verify_step"]
+           "generation", "no_cache_step", "op_times", "prefill", "roofline_time",
+           "sum_max_linear", "sweep", "verify_step"]
 
 
 # ---------------------------------------------------------------- symbolic: B_crit, Σ decode

@@ -63,6 +63,7 @@ from costmodel.measure import (
     spec_from_row,
     speculative_path,
 )
+from costmodel.roofline import roofline_time
 from costmodel.specs import HardwareSpec
 
 REQUIRED_COLUMNS = ("point_id", "model", *SPEC_COLUMNS, *OPTION_COLUMNS, "phase", "cache",
@@ -338,8 +339,8 @@ def fitted_time(a, hw: HardwareSpec | None = None) -> float:
                                    float(ex["eta_m"]) / float(ex["eta_m_elementwise"]), 1.0)
     if "eta_c" not in ex:
         return a.time
-    return float((np.maximum(compute, memory) + o["comm_time"].to_numpy()
-                  + o["overhead_time"].to_numpy()).sum())
+    return float(roofline_time(compute, memory, o["comm_time"].to_numpy(),
+                               o["overhead_time"].to_numpy()).sum())
 
 
 def predict(spec, hw, batch: int = 1, new_tokens: int = 1, cached_tokens: int = 0,
@@ -412,7 +413,7 @@ IDEAL = Params(1.0, 1.0, 1.0, 1.0, 0.0)
 def _predict(T: Terms, p: Params) -> np.ndarray:
     ec = np.where(T.S, p.eta_c_skinny, p.eta_c)
     em = np.where(T.E, p.eta_m_elementwise, p.eta_m)
-    return np.maximum(T.C / ec, T.M / em).sum(axis=1) + T.K * p.kernel_overhead
+    return roofline_time(T.C / ec, T.M / em).sum(axis=1) + T.K * p.kernel_overhead
 
 
 def _least_squares(C: np.ndarray, M: np.ndarray, K: np.ndarray, t: np.ndarray,
@@ -437,7 +438,7 @@ def _least_squares(C: np.ndarray, M: np.ndarray, K: np.ndarray, t: np.ndarray,
         for em in em_grid:
             for ee in (ee_grid if ee_grid is not None else [em]):
                 mem = MM / em + ME / ee
-                roof = np.maximum(comp, mem[None, None]).sum(-1)           # (ec, es, n)
+                roof = roofline_time(comp, mem[None, None]).sum(-1)           # (ec, es, n)
                 pred = roof[..., None] + K[None, None, :, None] * tk_grid  # (ec, es, n, tk)
                 e = ((np.log(pred) - logt[None, None, :, None]) ** 2).sum(axis=2)
                 i, j, k = np.unravel_index(int(np.argmin(e)), e.shape)
