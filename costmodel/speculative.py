@@ -116,25 +116,38 @@ def acceptance_rate(p, q) -> float:
 
 
 def speedup_roofline(target, draft, hw, alpha: float, gamma: int, context: int = 1024,
-                     batch: int = 1, **kw) -> dict:
+                     batch: int = 1, *, time_of=None, draft_lm_head: str = "last",
+                     verify_lm_head: str = "last", overheads: dict | None = None,
+                     **kw) -> dict:
     """Improvement with the cost ratio derived from two ModelSpecs on one HardwareSpec.
 
     Target-only: one target decode step per token, t_T(c). Speculative iteration: γ draft
     decode steps t_D(c + i), i = 0 … γ−1, plus one target verification pass with q = γ + 1
     new tokens, t_V; it yields E(α, γ) tokens. Improvement = E · t_T / (Σ t_D + t_V).
-    Returns the times, c = t_D / t_T, and both the roofline and the c-only improvement.
+
+    ``time_of(analysis)`` prices a pass (default ``analysis.time``; e.g. a calibrated pricing);
+    ``draft_lm_head`` / ``verify_lm_head`` choose logits for the last or all positions;
+    ``overheads`` adds fixed seconds outside the passes: ``token`` (per target-only token),
+    ``draft`` (per draft step), ``verify`` (per verification) and ``rejection`` (per rejected
+    iteration, weighted by its probability 1 − α^γ). Returns the times, c = t_D / t_T, and both
+    the roofline and the c-only improvement.
     """
     from costmodel.roofline import decode_step, verify_step
 
     _check_alpha(alpha)
     _check_gamma(gamma)
-    t_target = decode_step(target, hw, context, batch, **kw).time
-    t_drafts = [decode_step(draft, hw, context + i, batch, **kw).time for i in range(gamma)]
-    t_verify = verify_step(target, hw, gamma, context, batch, **kw).time
+    time_of = time_of or (lambda a: a.time)
+    extra = {"token": 0.0, "draft": 0.0, "verify": 0.0, "rejection": 0.0, **(overheads or {})}
+    t_target = time_of(decode_step(target, hw, context, batch, **kw)) + extra["token"]
+    t_drafts = [time_of(decode_step(draft, hw, context + i, batch, lm_head=draft_lm_head, **kw))
+                + extra["draft"] for i in range(gamma)]
+    t_verify = (time_of(verify_step(target, hw, gamma, context, batch, lm_head=verify_lm_head,
+                                    **kw))
+                + extra["verify"] + (1 - alpha**gamma) * extra["rejection"])
     ratio = t_drafts[0] / t_target
-    e = expected_tokens(alpha, gamma)
-    return {"target_step_s": t_target, "draft_step_s": t_drafts[0], "verify_s": t_verify,
-            "cost_ratio": ratio, "expected_tokens": e,
+    e = float(expected_tokens(alpha, gamma))
+    return {"target_step_s": t_target, "draft_step_s": t_drafts[0], "drafts_s": sum(t_drafts),
+            "verify_s": t_verify, "cost_ratio": ratio, "expected_tokens": e,
             "speedup": e * t_target / (sum(t_drafts) + t_verify),
             "speedup_simple": speedup(alpha, gamma, ratio),
             "verify_over_step": t_verify / t_target}

@@ -664,23 +664,18 @@ def speculative_prediction(tspec, dspec, hw: HardwareSpec, alpha: float, gamma: 
       ``VERIFY_CALLS``, and (1 − α^γ) · 2 (L_T + L_D) cache-crop slices;
     * improvement = E(α, γ) · t_token / t_iteration with E = (1 − α^(γ+1)) / (1 − α).
     """
-    opts = {**reference_options(cache, attn_impl), **kw}
     t_k = hw.kernel_overhead
-
-    def t(spec, q, c, lm_head):
-        return fitted_time(cm.analyze(spec, hw, batch=1, new_tokens=q, cached_tokens=c,
-                                      lm_head=lm_head, **opts))
-
-    t_token = t(tspec, 1, context, "last") + GENERATE_STEP_CALLS * t_k
-    t_drafts = sum(t(dspec, 1, context + i, "all") for i in range(gamma)) \
-        + gamma * DRAFT_STEP_CALLS * t_k
-    crop = (1 - alpha ** gamma) * 2 * (tspec.n_layers + dspec.n_layers) * t_k
-    t_verify = t(tspec, gamma + 1, context, "all") + VERIFY_CALLS * t_k + crop
-    e = float(cm.speculative.expected_tokens(alpha, gamma))
-    return {"t_token_s": t_token, "t_drafts_s": t_drafts, "t_verify_s": t_verify,
-            "expected_tokens": e, "improvement": e * t_token / (t_drafts + t_verify),
-            "verify_over_step": t_verify / t_token,
-            "cost_ratio": (t_drafts / gamma) / t_token}
+    r = cm.speculative.speedup_roofline(
+        tspec, dspec, hw, alpha, gamma, context, 1, time_of=fitted_time, draft_lm_head="all",
+        verify_lm_head="all",
+        overheads={"token": GENERATE_STEP_CALLS * t_k, "draft": DRAFT_STEP_CALLS * t_k,
+                   "verify": VERIFY_CALLS * t_k,
+                   "rejection": 2 * (tspec.n_layers + dspec.n_layers) * t_k},
+        **{**reference_options(cache, attn_impl), **kw})
+    return {"t_token_s": r["target_step_s"], "t_drafts_s": r["drafts_s"],
+            "t_verify_s": r["verify_s"], "expected_tokens": r["expected_tokens"],
+            "improvement": r["speedup"], "verify_over_step": r["verify_over_step"],
+            "cost_ratio": (r["drafts_s"] / gamma) / r["target_step_s"]}
 
 
 def speculative_table(path: Path, fit_: Fit, dtype: str) -> pd.DataFrame:
