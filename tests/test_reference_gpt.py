@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from costmodel.reference.gpt import GPT, DynamicKVCache, GPTConfig  # noqa: E402
+from costmodel.reference.gpt import GPT, LLAMA_STYLE, DynamicKVCache, GPTConfig  # noqa: E402
 from costmodel.reference.loading import load_checkpoint, load_hf_gpt2, load_state_dict_checked  # noqa: E402
 
 TOL = 1e-4
@@ -20,34 +20,10 @@ CONFIGS = {
     "gpt-eager": dict(
         n_layer=2, n_head=4, n_embd=32, vocab_size=61, block_size=24, attn_impl="eager"
     ),
-    "llama-gqa": dict(
-        n_layer=2,
-        n_head=4,
-        n_kv_head=2,
-        n_embd=32,
-        vocab_size=61,
-        block_size=24,
-        norm="rmsnorm",
-        positions="rotary",
-        mlp="swiglu",
-        d_ff=48,
-        bias=False,
-        tie_embeddings=False,
-    ),
-    "llama-gqa-eager": dict(
-        n_layer=2,
-        n_head=4,
-        n_kv_head=1,
-        n_embd=32,
-        vocab_size=61,
-        block_size=24,
-        norm="rmsnorm",
-        positions="rotary",
-        mlp="swiglu",
-        bias=False,
-        tie_embeddings=False,
-        attn_impl="eager",
-    ),
+    "llama-gqa": dict(n_layer=2, n_head=4, n_kv_head=2, n_embd=32, vocab_size=61,
+                      block_size=24, d_ff=48, **LLAMA_STYLE),
+    "llama-gqa-eager": dict(n_layer=2, n_head=4, n_kv_head=1, n_embd=32, vocab_size=61,
+                            block_size=24, attn_impl="eager", **LLAMA_STYLE),
 }
 
 
@@ -179,19 +155,16 @@ def test_bad_cache_inputs() -> None:
         make_model("gpt")(idx, input_pos=0)
 
 
-def test_hf_gpt2_weights_give_hf_logits(tmp_path) -> None:
+def hf_gpt2(seed: int, **config):
+    """A Hugging Face GPT2LMHeadModel with random weights (eager attention) and its config."""
     transformers = pytest.importorskip("transformers")
-    torch.manual_seed(0)
-    cfg = transformers.GPT2Config(
-        n_layer=2,
-        n_head=4,
-        n_embd=64,
-        vocab_size=101,
-        n_positions=48,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
-    hf = transformers.GPT2LMHeadModel._from_config(cfg, attn_implementation="eager").eval()
+    torch.manual_seed(seed)
+    cfg = transformers.GPT2Config(bos_token_id=0, eos_token_id=0, **config)
+    return transformers.GPT2LMHeadModel._from_config(cfg, attn_implementation="eager").eval(), cfg
+
+
+def test_hf_gpt2_weights_give_hf_logits(tmp_path) -> None:
+    hf, cfg = hf_gpt2(0, n_layer=2, n_head=4, n_embd=64, vocab_size=101, n_positions=48)
     hf.save_pretrained(tmp_path)
     ours = load_hf_gpt2(tmp_path)
     idx = torch.randint(cfg.vocab_size, (2, 40))
@@ -206,18 +179,7 @@ def test_hf_gpt2_weights_give_hf_logits(tmp_path) -> None:
 
 
 def test_hf_pytorch_model_bin(tmp_path) -> None:
-    transformers = pytest.importorskip("transformers")
-    torch.manual_seed(1)
-    cfg = transformers.GPT2Config(
-        n_layer=1,
-        n_head=2,
-        n_embd=32,
-        vocab_size=50,
-        n_positions=16,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
-    hf = transformers.GPT2LMHeadModel._from_config(cfg, attn_implementation="eager").eval()
+    hf, cfg = hf_gpt2(1, n_layer=1, n_head=2, n_embd=32, vocab_size=50, n_positions=16)
     cfg.save_pretrained(tmp_path)
     torch.save(
         {k: v for k, v in hf.state_dict().items() if k != "lm_head.weight"},

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from costmodel.reference.gpt import GPT, GPTConfig  # noqa: E402
+from costmodel.reference.gpt import GPT, LLAMA_STYLE, GPTConfig  # noqa: E402
 from costmodel.reference.speculative import generate_speculative  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -47,14 +47,7 @@ def test_greedy_speculative_equals_target_greedy(gamma: int, cache: str) -> None
 
 
 def test_speculative_llama_gqa_greedy() -> None:
-    kw = dict(
-        n_kv_head=2,
-        norm="rmsnorm",
-        positions="rotary",
-        mlp="swiglu",
-        bias=False,
-        tie_embeddings=False,
-    )
+    kw = dict(n_kv_head=2, **LLAMA_STYLE)
     target, draft = tiny(0, scale=0.1, **kw), tiny(3, n_layer=1, scale=0.1, **kw)
     idx = torch.tensor([[1, 2, 3]])
     assert torch.equal(

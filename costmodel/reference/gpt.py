@@ -58,6 +58,11 @@ _CHOICES = {
 }
 
 
+#: The fields that make a GPTConfig Llama-style (see :meth:`GPTConfig.llama_style`).
+LLAMA_STYLE = dict(norm="rmsnorm", positions="rotary", mlp="swiglu", bias=False,
+                   tie_embeddings=False)
+
+
 @dataclass
 class GPTConfig:
     """Hyper-parameters of a decoder-only transformer.
@@ -138,15 +143,7 @@ class GPTConfig:
     @classmethod
     def llama_style(cls, **kwargs) -> GPTConfig:
         """A Llama-style config: RMSNorm, rotary positions, SwiGLU, no biases, untied head."""
-        base = dict(
-            norm="rmsnorm",
-            positions="rotary",
-            mlp="swiglu",
-            bias=False,
-            tie_embeddings=False,
-            name="llama-style",
-        )
-        return cls(**{**base, **kwargs})
+        return cls(**{**LLAMA_STYLE, "name": "llama-style", **kwargs})
 
     def to_dict(self) -> dict:
         return asdict(self)
