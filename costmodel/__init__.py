@@ -2,48 +2,69 @@
 
     import costmodel as cm
     m = cm.model("llama3-8b"); hw = cm.hardware("a100-80gb")
-    m.param_count                                         # 8030261248
+    cm.param_count(m)                                     # 8030261248
     cm.kv_cache_bytes(m, context=1024)                    # 134217728
     cm.max_batch_size(m, hw, context=1024, tp=1)          # 520
     a = cm.analyze(m, hw, batch=1, new_tokens=1, cached_tokens=1023)
-    a.ops, a.flops, a.bytes, a.time, a.bound
+    a.flops, a.bytes, a.time, a.bound, a.ops
 
 Every quantity is one sympy expression, evaluated exactly, vectorised with numpy and printed
-as LaTeX (see docs/ARCHITECTURE.md).
+as LaTeX (see docs/ARCHITECTURE.md). The names below are loaded on first use, so that
+``import costmodel`` (and a CLI query) costs only what it uses.
 """
 
-from costmodel import speculative
-from costmodel.batch import BatchPlan, batch_plan, max_batch_formula, max_batch_size
-from costmodel.conventions import e0294_param_count
-from costmodel.formula import Formula
-from costmodel.intensity import attention_counts, attention_formulas, attention_intensity
-from costmodel.kvcache import kv_bytes_per_token, kv_cache_bytes
-from costmodel.ops import Options, operators
-from costmodel.params import param_breakdown, param_count, weight_bytes
-from costmodel.presets import hardware, hardware_presets, model, model_presets
-from costmodel.roofline import (
-    Analysis,
-    Generation,
-    analyze,
-    critical_batch,
-    critical_batch_formula,
-    decode_step,
-    decode_time_formula,
-    generation,
-    no_cache_step,
-    prefill,
-    sweep,
-    verify_step,
-)
-from costmodel.specs import HardwareSpec, ModelSpec
+from __future__ import annotations
 
-__all__ = [
-    "Analysis", "BatchPlan", "Formula", "Generation", "HardwareSpec", "ModelSpec", "Options",
-    "analyze", "attention_counts", "critical_batch", "critical_batch_formula",
-    "decode_time_formula", "attention_formulas", "attention_intensity", "batch_plan",
-    "decode_step", "e0294_param_count", "generation", "hardware", "hardware_presets",
-    "kv_bytes_per_token", "kv_cache_bytes", "max_batch_formula", "max_batch_size", "model",
-    "model_presets", "no_cache_step", "operators", "param_breakdown", "param_count", "prefill",
-    "speculative", "sweep", "verify_step", "weight_bytes",
-]
-__version__ = "0.1.0"
+import importlib
+from typing import Any
+
+__version__ = "0.2.0"
+
+#: Public name → the module that defines it.
+_API: dict[str, str] = {
+    "ModelSpec": "costmodel.specs", "HardwareSpec": "costmodel.specs",
+    "model": "costmodel.presets", "hardware": "costmodel.presets",
+    "model_presets": "costmodel.presets", "hardware_presets": "costmodel.presets",
+    "Formula": "costmodel.formula",
+    "Pass": "costmodel.workload", "phase_pass": "costmodel.workload",
+    "Options": "costmodel.ops", "operators": "costmodel.ops",
+    "param_breakdown": "costmodel.params", "param_count": "costmodel.params",
+    "weight_memory": "costmodel.params",
+    "kv_bytes_per_token": "costmodel.kvcache", "kv_cache_bytes": "costmodel.kvcache",
+    "BatchPlan": "costmodel.batch", "batch_plan": "costmodel.batch",
+    "max_batch_formula": "costmodel.batch", "max_batch_size": "costmodel.batch",
+    "e0294_param_count": "costmodel.conventions",
+    "attention_counts": "costmodel.intensity", "attention_formulas": "costmodel.intensity",
+    "attention_intensity": "costmodel.intensity",
+    "Efficiency": "costmodel.pricing",
+    "Analysis": "costmodel.roofline", "Generation": "costmodel.roofline",
+    "analyze": "costmodel.roofline", "analyze_phase": "costmodel.roofline",
+    "prefill": "costmodel.roofline", "decode_step": "costmodel.roofline",
+    "no_cache_step": "costmodel.roofline", "verify_step": "costmodel.roofline",
+    "chunk_step": "costmodel.roofline", "generation": "costmodel.roofline",
+    "decode_steps_time": "costmodel.roofline",
+    "critical_batch": "costmodel.roofline", "critical_batch_formula": "costmodel.roofline",
+    "decode_time_formula": "costmodel.roofline",
+    "speculative_speedup": "costmodel.roofline",
+    "sweep": "costmodel.sweep",
+    "formulas": "costmodel.catalog",
+}
+#: Submodules reachable as attributes (``cm.speculative.speedup``).
+_MODULES = ("speculative", "plots", "workload", "units")
+
+__all__ = sorted([*_API, *_MODULES])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+    elif name in _MODULES:
+        value = importlib.import_module(f"costmodel.{name}")
+    else:
+        raise AttributeError(f"module 'costmodel' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -23,12 +23,21 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from costmodel.errors import check_fraction, check_positive_int, check_positive_number
+from costmodel.checks import (
+    check_element_bytes,
+    check_fraction,
+    check_int,
+    check_nonneg_number,
+    check_positive_int,
+    check_positive_number,
+)
 from costmodel.formula import Formula
 from costmodel.params import param_count, param_count_formula
 from costmodel.presets import hardware as hardware_preset
-from costmodel.specs import HardwareSpec, ModelSpec
+from costmodel.presets import model as model_preset
+from costmodel.specs import MAX_MEMORY_BYTES, HardwareSpec, ModelSpec
 from costmodel.symbols import TP, H_kv, L, M, P, R, b_kv, b_w, d_h, model_values, s, u
+from costmodel.units import GIB
 
 KV_HEADS_PER_GPU = sp.ceiling(H_kv / TP)
 KV_PER_REQUEST_PER_GPU = Formula(
@@ -71,7 +80,7 @@ class BatchPlan:
 
 def check_tp(m: ModelSpec, tp: int) -> int:
     """TP must divide the query heads, and either divide the KV heads or be a multiple of them."""
-    check_positive_int("tp", tp)
+    tp = check_int("tp", tp, 1, 2**31 - 1)
     if tp > m.n_heads or m.n_heads % tp:
         raise ValueError(f"tp: {tp} does not divide n_heads={m.n_heads} of {m.name}; "
                          "each GPU must hold a whole number of attention heads")
@@ -84,9 +93,9 @@ def check_tp(m: ModelSpec, tp: int) -> int:
 def memory_of(hw: HardwareSpec | str | int | float) -> int | float:
     """Device memory in bytes from a HardwareSpec, a preset name, or a number of bytes."""
     if isinstance(hw, numbers.Integral) and not isinstance(hw, bool):
-        return check_positive_int("memory", hw)
+        return check_int("memory", hw, 1, MAX_MEMORY_BYTES)
     if isinstance(hw, numbers.Real) and not isinstance(hw, bool):
-        return check_positive_number("memory", hw)
+        return check_positive_number("memory", hw, MAX_MEMORY_BYTES)
     return hardware_preset(hw).memory_bytes
 
 
@@ -99,13 +108,13 @@ def batch_plan(m: ModelSpec, hw: HardwareSpec | str | int | float, context: int,
     overrides the parameter count (e.g. a course text's own count, see
     :mod:`costmodel.conventions`).
     """
+    m = model_preset(m)
     check_positive_int("context", context)
     check_tp(m, tp)
-    check_positive_number("weight_bytes", weight_bytes)
-    check_positive_number("kv_bytes", kv_bytes)
+    check_element_bytes("weight_bytes", weight_bytes)
+    check_element_bytes("kv_bytes", kv_bytes)
     check_fraction("mem_util", mem_util)
-    if not isinstance(reserved, numbers.Real) or reserved < 0:
-        raise ValueError(f"reserved: must be a number of bytes >= 0, got {reserved!r}")
+    check_nonneg_number("reserved", reserved, MAX_MEMORY_BYTES)
     memory = memory_of(hw)
     n_params = param_count(m) if params is None else check_positive_int("params", params)
     values = dict(model_values(m), context=context, tp=tp, weight_bytes=weight_bytes,
@@ -118,14 +127,14 @@ def batch_plan(m: ModelSpec, hw: HardwareSpec | str | int | float, context: int,
     replication = max(1, tp // m.n_kv_heads)
     batch = max(0, int(MAX_BATCH.exact(**values)))
     if usable <= w_gpu:
-        reason = (f"the weights alone ({w_gpu / 2**30:.2f} GiB per GPU) do not fit in the "
-                  f"{usable / 2**30:.2f} GiB usable per GPU; raise tp or use fewer weight bytes")
+        reason = (f"the weights alone ({w_gpu / GIB:.2f} GiB per GPU) do not fit in the "
+                  f"{usable / GIB:.2f} GiB usable per GPU; raise tp or use fewer weight bytes")
     elif batch == 0:
-        reason = (f"one request's KV cache ({kv_gpu / 2**30:.3f} GiB per GPU) does not fit in "
-                  f"the {(usable - w_gpu) / 2**30:.3f} GiB left after the weights")
+        reason = (f"one request's KV cache ({kv_gpu / GIB:.3f} GiB per GPU) does not fit in "
+                  f"the {(usable - w_gpu) / GIB:.3f} GiB left after the weights")
     else:
-        reason = (f"{(usable - w_gpu) / 2**30:.3f} GiB left per GPU after the weights / "
-                  f"{kv_gpu / 2**30:.4f} GiB per request = {batch}")
+        reason = (f"{(usable - w_gpu) / GIB:.3f} GiB left per GPU after the weights / "
+                  f"{kv_gpu / GIB:.4f} GiB per request = {batch}")
     if replication > 1:
         reason += (f"; TP={tp} exceeds n_kv_heads={m.n_kv_heads}, so each KV head is "
                    f"replicated on {replication} GPUs")

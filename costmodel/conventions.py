@@ -23,6 +23,7 @@ from __future__ import annotations
 import sympy as sp
 
 from costmodel.formula import Formula
+from costmodel.presets import model as model_preset
 from costmodel.specs import ModelSpec
 from costmodel.symbols import B, H_kv, L, N, V, b_e, d, d_ff, d_h, model_values
 
@@ -36,8 +37,9 @@ E0294_PARAMS = Formula(
 E0294_GPU_MEMORY = 80 * 2**30
 
 
-def e0294_param_count(m: ModelSpec) -> int:
+def e0294_param_count(m: ModelSpec | str) -> int:
     """Parameters as E0294 Assignment 4 counts them (see the module docstring)."""
+    m = model_preset(m)
     return int(E0294_PARAMS.exact(**model_values(m)))
 
 
@@ -47,8 +49,9 @@ def e0294_attention(phase: str) -> tuple[sp.Expr, sp.Expr]:
     prefill  4N²d + 5N²   and (4Nd + 3N² + Nd)·b
     decode   B(4Nd + 5N)  and ((2N + 1)d + 3NB)·b   (B = 1: the single-request formula)
 
-    See :mod:`costmodel.intensity` for the exact counts and why they differ.
+    with d the head size (d_h). See :mod:`costmodel.intensity` for the exact counts and why they
+    differ.
     """
     if phase == "prefill":
-        return 4 * N**2 * d + 5 * N**2, (4 * N * d + 3 * N**2 + N * d) * b_e
-    return B * (4 * N * d + 5 * N), ((2 * N + 1) * d + 3 * N * B) * b_e
+        return 4 * N**2 * d_h + 5 * N**2, (4 * N * d_h + 3 * N**2 + N * d_h) * b_e
+    return B * (4 * N * d_h + 5 * N), ((2 * N + 1) * d_h + 3 * N * B) * b_e

@@ -13,14 +13,46 @@ A :class:`Formula` wraps a sympy expression written in the symbols of :mod:`cost
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
 
 from costmodel.symbols import NAME_OF
+
+
+def _step(x):
+    """Heaviside for the arguments the formulas use (never exactly 0: they are offset by ½)."""
+    return (x > 0) * 1.0
+
+
+class _Printer(NumPyPrinter):
+    """numpy code, with Heaviside as a comparison (fast on scalars, broadcasts on arrays)."""
+
+    def _print_Heaviside(self, expr):
+        return f"_step({self._print(expr.args[0])})"
+
+
+#: The names the generated code uses: the numpy module itself and the step function (passing
+#: them directly spares lambdify importing every numpy submodule, a tenth of a second).
+NAMESPACE = {"numpy": np, "_step": _step}
+
+
+def lambdify(symbols: Sequence[sp.Symbol], expr, cse: bool = False):
+    """A Python function of ``symbols`` evaluating ``expr`` (an expression or a list of them)
+    with numpy (arrays broadcast)."""
+    return sp.lambdify(list(symbols), expr, modules=[NAMESPACE], printer=_Printer, cse=cse,
+                       docstring_limit=0)
+
+
+def compile_numeric(symbols: Sequence[sp.Symbol], exprs: Sequence[sp.Expr]):
+    """One Python function of ``symbols`` returning the list of ``exprs`` (common
+    subexpressions computed once; numpy arrays broadcast)."""
+    return lambdify(symbols, list(exprs), cse=True)
 
 
 def _to_sympy(value: Any) -> sp.Basic:
@@ -51,7 +83,6 @@ class Formula:
     unit: str = ""
     description: str = ""
     symbol: str = ""  # LaTeX for the left-hand side; defaults to the name
-    _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def free_names(self) -> tuple[str, ...]:
@@ -62,7 +93,7 @@ class Formula:
     def _fn(self):
         syms = [next(s for s in self.expr.free_symbols if NAME_OF[s] == n)
                 for n in self.free_names]
-        return sp.lambdify(syms, self.expr, modules=["numpy"])
+        return lambdify(syms, self.expr)
 
     def _args(self, values: dict[str, Any]) -> list[Any]:
         missing = [n for n in self.free_names if n not in values]

@@ -1,13 +1,19 @@
-"""Read a local Hugging Face ``config.json`` into a ModelSpec (model types gpt2, llama, mistral,
-qwen2). Nothing is downloaded: give a path to a file or folder, or the parsed dict."""
+"""Read a local Hugging Face ``config.json`` into a ModelSpec (model types gpt2, llama,
+mistral, qwen2). Nothing is downloaded: give a path to a file or folder, or the parsed dict.
+
+A field that changes the cost and that the operator model does not describe (a sliding window in
+use, experts, a quantization scheme, latent attention, linear-attention or state-space layers) is
+refused by name, never dropped.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from costmodel.checks import MAX_DIM
+from costmodel.files import read_json
 from costmodel.specs import ModelSpec
 
 SUPPORTED = ("gpt2", "llama", "mistral", "qwen2")
@@ -28,6 +34,16 @@ _HARMLESS = {"model_type", "architectures", "torch_dtype", "dtype", "transformer
              "reorder_and_upcast_attn", "scale_attn_by_inverse_layer_idx", "sliding_window",
              "use_sliding_window", "max_window_layers", "pretraining_tp", "name_or_path",
              "_name_or_path", "output_past", "bias", "layer_types", "tokenizer_class"}
+#: Fields that change the cost of a pass and are not modelled: refused by name.
+_NOT_MODELLED = {
+    "num_local_experts": "mixture of experts", "num_experts": "mixture of experts",
+    "n_routed_experts": "mixture of experts", "num_experts_per_tok": "mixture of experts",
+    "moe_intermediate_size": "mixture of experts", "n_shared_experts": "mixture of experts",
+    "quantization_config": "quantized weights",
+    "kv_lora_rank": "multi-head latent attention", "q_lora_rank": "multi-head latent attention",
+    "linear_conv_kernel_dim": "linear-attention layers", "mamba_d_state": "Mamba layers",
+    "ssm_cfg": "state-space layers", "attn_layer_indices": "hybrid attention layers",
+}
 
 
 def load_config(path_or_dict: str | Path | Mapping[str, Any]) -> dict[str, Any]:
@@ -37,12 +53,7 @@ def load_config(path_or_dict: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     p = Path(path_or_dict)
     if p.is_dir():
         p = p / "config.json"
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"config.json: {p} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"config.json: {p.name} is not valid JSON ({e})") from None
+    data = read_json(p, "config.json")
     if not isinstance(data, dict):
         raise ValueError("config.json: the file must hold a JSON object")
     return data
@@ -52,8 +63,9 @@ def _get_int(cfg: Mapping[str, Any], key: str, default: Any = None) -> int:
     value = default if cfg.get(key) is None else cfg[key]  # JSON null = absent (n_inner)
     if value is None:
         raise ValueError(f"config.json: missing field {key!r}")
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"config.json: field {key!r} must be a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_DIM:
+        raise ValueError(f"config.json: field {key!r} must be a positive integer (at most "
+                         f"2**31 - 1), got {value!r}")
     return value
 
 
@@ -65,14 +77,34 @@ def _get_bool(cfg: Mapping[str, Any], key: str, default: bool) -> bool:
 
 
 def _activation(name: Any) -> str:
-    name = str(name).lower()
-    if "gelu" in name:
+    text = str(name).lower()
+    if "gelu" in text:
         return "gelu"
-    if name in ("silu", "swish"):
+    if text in ("silu", "swish"):
         return "silu"
-    if name == "relu":
+    if text == "relu":
         return "relu"
     raise ValueError(f"config.json: activation {name!r} is not understood (gelu, silu, relu)")
+
+
+def _refuse_unmodelled(cfg: Mapping[str, Any]) -> None:
+    """Raise naming the first field that changes the cost and is not modelled."""
+    for key, what in _NOT_MODELLED.items():
+        if cfg.get(key) not in (None, 0, False, {}):
+            raise ValueError(f"config.json: field {key!r} ({what}) changes the cost and is not "
+                             "modelled; describe the model with a custom ModelSpec instead")
+    window = cfg.get("sliding_window")
+    in_use = cfg.get("use_sliding_window", cfg.get("model_type") != "qwen2")
+    max_len = cfg.get("max_position_embeddings") or cfg.get("n_positions")
+    if window not in (None, 0) and in_use and not (isinstance(max_len, int)
+                                                    and isinstance(window, int)
+                                                    and window >= max_len):
+        raise ValueError(f"config.json: field 'sliding_window' ({window!r}: attention limited "
+                         "to a window) changes the KV cache and is not modelled")
+    types = cfg.get("layer_types")
+    if isinstance(types, list) and any(t != "full_attention" for t in types):
+        raise ValueError("config.json: field 'layer_types' (layers other than full attention) "
+                         "changes the cost and is not modelled")
 
 
 def spec_from_hf_config(path_or_dict: str | Path | Mapping[str, Any],
@@ -80,8 +112,10 @@ def spec_from_hf_config(path_or_dict: str | Path | Mapping[str, Any],
     """ModelSpec from a Hugging Face config (see module docstring)."""
     cfg = load_config(path_or_dict)
     model_type = cfg.get("model_type")
-    label = name or str(cfg.get("_name_or_path") or model_type or "custom")
+    label = name or str(cfg.get("_name_or_path") or model_type or "custom")[:200]
     source = f"Hugging Face config.json (model_type {model_type})"
+    if model_type in SUPPORTED:
+        _refuse_unmodelled(cfg)
     if model_type == "gpt2":
         d = _get_int(cfg, "n_embd")
         return ModelSpec(
@@ -108,7 +142,7 @@ def spec_from_hf_config(path_or_dict: str | Path | Mapping[str, Any],
             tied_embeddings=_get_bool(cfg, "tie_word_embeddings", False), positions="rotary",
             source=source)
     known = _GPT2_FIELDS | _LLAMA_FIELDS | _HARMLESS
-    unknown = sorted(k for k in cfg if k not in known)
+    unknown = sorted(str(k) for k in cfg if k not in known)
     raise ValueError(
         f"config.json: model_type {model_type!r} is not supported ({', '.join(SUPPORTED)}); "
         f"fields not understood: {', '.join(unknown) if unknown else 'none'} — "

@@ -1,9 +1,11 @@
 r"""Arithmetic intensity of attention (FLOPs per byte), as in E0294 Assignment 4 Problem 1(c)/(d).
 
-One head of size d, sequence length N, standard attention (the text's Algorithm 0: S = QKᵀ and
-P = softmax(S) are written to memory and read back), b bytes per element. These are the
-``qk_scores``, ``softmax`` and ``attn_v`` operators of :mod:`costmodel.ops` with H = H_kv = 1,
-d_h = d, no mask, and (q, c) = (N, 0) for prefill or (1, N − 1) for decode — not a second copy:
+One head of size d (= d_h), N keys attended (the course text's sequence length), standard
+attention (the text's Algorithm 0: S = QKᵀ and P = softmax(S) are written to memory and read
+back), b bytes per element. These are the ``qk_scores``, ``softmax`` and ``attn_v`` operators of
+:mod:`costmodel.ops` with H = H_kv = 1, no mask, and the phases of :mod:`costmodel.workload`:
+prefill at context N ((q, c) = (N, 0)) or decode at context N − 1 ((q, c) = (1, N − 1)) — not a
+second copy:
 
     prefill  FLOPs = 4N²d + 5N²        bytes = (4Nd + 4N²)·b
              (QKᵀ 2N²d, softmax 5N², PV 2N²d; read Q, K, V, write O: 4Nd; write S, read S,
@@ -33,10 +35,12 @@ from functools import cache
 import numpy as np
 import sympy as sp
 
-from costmodel.errors import check_choice, check_positive_int, check_positive_number
+from costmodel.checks import check_choice, check_element_bytes, check_ints, check_positive_int
+from costmodel.conventions import e0294_attention
 from costmodel.formula import Formula
 from costmodel.ops import KV_SHARING, Options, _operators
-from costmodel.symbols import TP, B, H, H_kv, N, b_a, b_e, b_kv, c, d, d_h, q
+from costmodel.symbols import TP, B, H, H_kv, N, b_a, b_e, b_kv, c, q
+from costmodel.workload import substitute
 
 PHASES = ("prefill", "decode")
 CONVENTIONS = ("exact", "e0294")
@@ -48,19 +52,18 @@ b = b_e
 @cache
 def attention_formulas(phase: str = "prefill", kv: str = "per_request",
                        attention: str = "standard", convention: str = "exact") -> dict:
-    """{'flops', 'bytes', 'intensity'} as Formulas in N, d, B (batch) and b (bytes/element)."""
+    """{'flops', 'bytes', 'intensity'} as Formulas in N, d_h, B (batch) and b
+    (bytes/element)."""
     check_choice("phase", phase, PHASES)
     check_choice("kv", kv, KV_SHARING)
     check_choice("convention", convention, CONVENTIONS)
     if convention == "e0294":
-        from costmodel.conventions import e0294_attention
-
         flops, nbytes = e0294_attention(phase)
     else:
         ops = _operators(_ANY_FLAGS, Options(attention=attention, kv_sharing=kv, mask=False))
         sel = [op for op in ops if op.name in _ATTENTION_OPS]
-        subs = {H: 1, H_kv: 1, TP: 1, d_h: d, b_a: b, b_kv: b,
-                q: N if phase == "prefill" else 1, c: 0 if phase == "prefill" else N - 1}
+        q_, c_ = substitute(phase, N if phase == "prefill" else N - 1)
+        subs = {H: 1, H_kv: 1, TP: 1, b_a: b, b_kv: b, q: q_, c: c_}
         if phase == "prefill":
             subs[B] = 1
         flops = sp.expand(sp.Add(*(op.flops for op in sel)).subs(subs))
@@ -79,15 +82,17 @@ def attention_formulas(phase: str = "prefill", kv: str = "per_request",
 def attention_counts(n, d, phase: str = "prefill", batch=1, bytes_per_element: float = 2,
                      kv: str = "per_request", attention: str = "standard",
                      convention: str = "exact") -> dict:
-    """FLOPs, bytes and intensity of attention (numbers or numpy arrays: they broadcast)."""
+    """FLOPs, bytes and intensity of attention for ``n`` keys and head size ``d`` (numbers or
+    numpy arrays: they broadcast; computed in float64, exact below 2**53)."""
+    checked = []
     for name, value in (("n", n), ("d", d), ("batch", batch)):
         if np.ndim(value) == 0:
-            check_positive_int(name, value)
-        elif np.any(np.asarray(value) <= 0):
-            raise ValueError(f"{name}: every value must be a positive integer")
-    check_positive_number("bytes_per_element", bytes_per_element)
-    n, d, batch = (v if np.ndim(v) == 0 else np.asarray(v) for v in (n, d, batch))
-    values = {"n": n, "d_model": d, "batch": batch, "bytes_per_element": bytes_per_element}
+            checked.append(float(check_positive_int(name, value)))
+        else:
+            checked.append(check_ints(name, value).reshape(np.shape(value)))
+    n, d, batch = checked
+    check_element_bytes("bytes_per_element", bytes_per_element)
+    values = {"n": n, "head_dim": d, "batch": batch, "bytes_per_element": bytes_per_element}
     return {key: formula(**{k: v for k, v in values.items() if k in formula.free_names})
             for key, formula in attention_formulas(phase, kv, attention, convention).items()}
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from costmodel.errors import check_positive_int, check_positive_number
+from costmodel.checks import check_element_bytes, check_positive_int
 from costmodel.formula import Formula
+from costmodel.presets import model as model_preset
 from costmodel.specs import ModelSpec
 from costmodel.symbols import B, H_kv, L, b_kv, d_h, model_values, s
 
@@ -33,21 +34,24 @@ def _exact(value: sp.Basic | int | float) -> int | float:
     return int(value) if float(value).is_integer() else float(value)
 
 
-def kv_bytes_per_token(m: ModelSpec, kv_bytes: float = 2) -> int | float:
+def kv_bytes_per_token(m: ModelSpec | str, kv_bytes: float = 2) -> int | float:
     """Bytes of K and V for one token across all layers: 2 · L · H_kv · d_h · b_kv."""
-    check_positive_number("kv_bytes", kv_bytes)
+    m = model_preset(m)
+    check_element_bytes("kv_bytes", kv_bytes)
     return _exact(KV_PER_TOKEN.exact(**model_values(m), kv_bytes=kv_bytes))
 
 
-def kv_cache_bytes(m: ModelSpec, context: int, batch: int = 1, kv_bytes: float = 2) -> int | float:
+def kv_cache_bytes(m: ModelSpec | str, context: int, batch: int = 1,
+                   kv_bytes: float = 2) -> int | float:
     """KV-cache bytes of ``batch`` requests of ``context`` tokens: B·s·2·L·H_kv·d_h·b_kv.
 
     >>> import costmodel as cm
     >>> cm.kv_cache_bytes(cm.model("llama3-8b"), context=1024)   # 2·32·8·128·2 B/token · 1024
     134217728
     """
+    m = model_preset(m)
     check_positive_int("context", context)
     check_positive_int("batch", batch)
-    check_positive_number("kv_bytes", kv_bytes)
+    check_element_bytes("kv_bytes", kv_bytes)
     return _exact(KV_BATCH.exact(**model_values(m), context=context, batch=batch,
                                  kv_bytes=kv_bytes))

@@ -1,8 +1,9 @@
 r"""One per-operator model of a forward pass: FLOPs and bytes of every operator, symbolically.
 
 Every forward pass is B sequences each adding q new tokens that attend to c cached tokens plus
-themselves (DESIGN.md). Prefill, decode, the no-cache baseline, speculative verification and
-chunked prefill are substitutions into the same expressions:
+themselves (docs/ARCHITECTURE.md). Prefill, decode, the no-cache baseline, speculative
+verification and chunked prefill are substitutions into the same expressions
+(:mod:`costmodel.workload` holds the map):
 
     prefill of s tokens          q = s,   c = 0
     one decode step at context s q = 1,   c = s
@@ -50,7 +51,7 @@ from functools import cache
 
 import sympy as sp
 
-from costmodel.errors import check_choice
+from costmodel.checks import check_bool, check_choice
 from costmodel.specs import ModelSpec
 from costmodel.symbols import TP, B, H, H_kv, L, V, b_a, b_kv, b_w, c, d, d_ff, d_h, q
 
@@ -84,11 +85,14 @@ class Options:
         check_choice("lm_head", self.lm_head, LM_HEAD)
         check_choice("kv_sharing", self.kv_sharing, KV_SHARING)
         check_choice("kv_update", self.kv_update, KV_UPDATE)
+        for name in ("fused_qkv", "kv_cache", "mask"):
+            check_bool(name, getattr(self, name))
 
 
 @dataclass(frozen=True)
 class Op:
-    """One operator: FLOPs, the five byte parts, communication bytes, kernels per occurrence."""
+    """One operator: FLOPs, the five byte parts, communication bytes, kernels per occurrence,
+    and for a weight matmul its rows M (of M×K·K×N: the tokens it multiplies)."""
 
     name: str
     kind: str            # matmul | attention | elementwise | memory | communication
@@ -102,6 +106,7 @@ class Op:
     kv_write: sp.Expr
     comm_bytes: sp.Expr = sp.Integer(0)
     kernels: int = 1
+    rows: sp.Expr = sp.Integer(0)
 
     @property
     def bytes(self) -> sp.Expr:
@@ -143,10 +148,10 @@ def _operators(flags: tuple, o: Options) -> tuple[Op, ...]:
     k_cache, k_act = (k_elems * b_kv, zero) if o.kv_cache else (zero, k_elems * b_a)
 
     def op(name, kind, block, flops=zero, w=zero, ar=zero, aw=zero, kr=zero, kw=zero,
-           comm=zero, per_layer=True, kernels=1):
+           comm=zero, per_layer=True, kernels=1, rows=zero):
         return Op(name, kind, block, per_layer, sp.sympify(flops), sp.sympify(w),
                   sp.sympify(ar), sp.sympify(aw), sp.sympify(kr), sp.sympify(kw),
-                  sp.sympify(comm), kernels)
+                  sp.sympify(comm), kernels, sp.sympify(rows))
 
     def norm_op(name, per_layer=True):
         return op(name, "elementwise", "norm", e[norm] * T * d, w=n_norm * d * b_w,
@@ -169,7 +174,7 @@ def _operators(flags: tuple, o: Options) -> tuple[Op, ...]:
         op("qkv_proj", "matmul", "attention", 2 * T * d * qkv_cols,
            w=(d * qkv_cols + (qkv_cols if qkv_bias else 0)) * b_w,
            ar=T * d * b_a * (1 if o.fused_qkv else 3), aw=T * qkv_cols * b_a,
-           kernels=1 if o.fused_qkv else 3),
+           kernels=1 if o.fused_qkv else 3, rows=T),
     ]
     if positions == "rotary":
         ops.append(op("rotary", "elementwise", "attention", e["rotary"] * T * (h + h_kv) * d_h,
@@ -222,27 +227,28 @@ def _operators(flags: tuple, o: Options) -> tuple[Op, ...]:
     ops += [
         op("out_proj", "matmul", "attention", 2 * T * h * d_h * d,
            w=(h * d_h * d + (d if out_bias else 0)) * b_w, ar=T * h * d_h * b_a,
-           aw=T * d * b_a),
+           aw=T * d * b_a, rows=T),
         allreduce("allreduce_attn"),
         residual("residual_1"),
         norm_op("norm_2"),
         op("mlp_up", "matmul", "mlp", 2 * T * d * f, w=(d * f + (f if mlp_bias else 0)) * b_w,
-           ar=T * d * b_a, aw=T * f * b_a),
+           ar=T * d * b_a, aw=T * f * b_a, rows=T),
     ]
     if gated:
         ops.append(op("mlp_gate", "matmul", "mlp", 2 * T * d * f,
-                      w=(d * f + (f if mlp_bias else 0)) * b_w, ar=T * d * b_a, aw=T * f * b_a))
+                      w=(d * f + (f if mlp_bias else 0)) * b_w, ar=T * d * b_a, aw=T * f * b_a,
+                      rows=T))
     ops += [
         op("activation", "elementwise", "mlp", (e[activation] + (1 if gated else 0)) * T * f,
            ar=T * f * b_a * (2 if gated else 1), aw=T * f * b_a),
         op("mlp_down", "matmul", "mlp", 2 * T * f * d, w=(f * d + (d if mlp_bias else 0)) * b_w,
-           ar=T * f * b_a, aw=T * d * b_a),
+           ar=T * f * b_a, aw=T * d * b_a, rows=T),
         allreduce("allreduce_mlp"),
         residual("residual_2"),
         norm_op("final_norm", per_layer=False),
         op("lm_head", "matmul", "head", 2 * T_out * d * v,
            w=(d * v + (v if lm_head_bias else 0)) * b_w, ar=T_out * d * b_a,
-           aw=T_out * v * b_a, per_layer=False),
+           aw=T_out * v * b_a, per_layer=False, rows=T_out),
     ]
     return tuple(ops)
 

@@ -17,13 +17,16 @@ The structure (which terms exist) comes from the spec's flags; the sizes stay sy
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 
 import sympy as sp
 
+from costmodel.checks import check_element_bytes
 from costmodel.formula import Formula
+from costmodel.presets import model as model_preset
 from costmodel.specs import ModelSpec
 from costmodel.symbols import H, H_kv, L, S, V, b_w, d, d_ff, d_h, model_values
+from costmodel.units import exact_number
 
 
 def _flags(spec: ModelSpec) -> tuple:
@@ -49,37 +52,44 @@ def _components(flags: tuple) -> dict[str, sp.Expr]:
     }
 
 
-def param_components(spec: ModelSpec) -> dict[str, Formula]:
+def param_components(spec: ModelSpec | str) -> dict[str, Formula]:
     """One Formula per component (embeddings, positions, attention, ..., lm_head)."""
+    spec = model_preset(spec)
     return {name: Formula(f"params_{name}", expr, "parameters", f"{name} parameters",
                           symbol=rf"P_{{\mathrm{{{name.replace('_', ' ')}}}}}")
             for name, expr in _components(_flags(spec)).items()}
 
 
-def param_count_formula(spec: ModelSpec) -> Formula:
+def param_count_formula(spec: ModelSpec | str) -> Formula:
     """The total parameter count of ``spec``'s architecture as one Formula."""
+    spec = model_preset(spec)
     total = sp.Add(*_components(_flags(spec)).values())
     return Formula("param_count", total, "parameters", "total parameters", symbol="P")
 
 
-def param_breakdown(spec: ModelSpec) -> dict[str, int]:
-    """Exact parameters per component (sums to :func:`param_count`)."""
+@lru_cache(maxsize=4096)
+def _breakdown(spec: ModelSpec) -> tuple[tuple[str, int], ...]:
     values = model_values(spec)
-    return {name: f.exact(**values) for name, f in param_components(spec).items()}
+    return tuple((name, f.exact(**values)) for name, f in param_components(spec).items())
 
 
-def param_count(spec: ModelSpec) -> int:
+def param_breakdown(spec: ModelSpec | str) -> dict[str, int]:
+    """Exact parameters per component (sums to :func:`param_count`)."""
+    return dict(_breakdown(model_preset(spec)))
+
+
+def param_count(spec: ModelSpec | str) -> int:
     """Exact parameter count (e.g. 124,439,808 for GPT-2, 8,030,261,248 for Llama-3-8B)."""
-    return int(sum(param_breakdown(spec).values()))
+    return int(sum(v for _, v in _breakdown(model_preset(spec))))
 
 
-def weight_bytes_formula(spec: ModelSpec) -> Formula:
+def weight_memory_formula(spec: ModelSpec | str) -> Formula:
     """Weight memory: W = P · b_w bytes."""
-    return Formula("weight_bytes", param_count_formula(spec).expr * b_w, "bytes",
+    return Formula("weight_memory", param_count_formula(spec).expr * b_w, "bytes",
                    "weight memory", symbol="W")
 
 
-def weight_bytes(spec: ModelSpec, bytes_per_weight: float = 2) -> int | float:
-    """Weight memory in bytes: param_count · bytes_per_weight (int when integral)."""
-    total = param_count(spec) * bytes_per_weight
-    return int(total) if float(total).is_integer() else float(total)
+def weight_memory(spec: ModelSpec | str, weight_bytes: float = 2) -> int | float:
+    """Weight memory in bytes: param_count · b_w, for ``weight_bytes`` = b_w bytes per weight
+    (int when integral)."""
+    return exact_number(param_count(spec) * check_element_bytes("weight_bytes", weight_bytes))

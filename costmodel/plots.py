@@ -8,23 +8,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from costmodel.batch import max_batch_size
 from costmodel.intensity import attention_intensity
+from costmodel.lazy import deferred
 from costmodel.roofline import Analysis
 from costmodel.speculative import speedup
+from costmodel.units import TERA
 
-TERA = 1e12
+mfigure = deferred("matplotlib.figure")
 
 
-def roofline_chart(*analyses: Analysis, labels: Sequence[str] | None = None) -> Figure:
+def _figure(**kw) -> mfigure.Figure:
+    """A matplotlib Figure built without pyplot (the backend stays untouched)."""
+    return mfigure.Figure(**kw)
+
+
+def roofline_chart(*analyses: Analysis, labels: Sequence[str] | None = None) -> mfigure.Figure:
     """Log–log roofline of the hardware of the first analysis, with each operator of each
     analysis plotted at (intensity, achieved FLOP/s = flops / time)."""
     a0 = analyses[0]
     hw = a0.hardware
-    peak, bw = hw.peak(a0.dtype) * a0.workload["eta_c"], hw.bandwidth * a0.workload["eta_m"]
-    fig = Figure(figsize=(8, 5.5), layout="constrained")
+    peak, bw = hw.peak(a0.dtype) * a0.efficiency.eta_c, hw.bandwidth * a0.efficiency.eta_m
+    fig = _figure(figsize=(8, 5.5), layout="constrained")
     ax = fig.subplots()
     x = np.logspace(-2, 4, 200)
     ax.plot(x, np.minimum(peak, bw * x) / TERA, color="black", lw=2,
@@ -60,11 +66,11 @@ def roofline_chart(*analyses: Analysis, labels: Sequence[str] | None = None) -> 
 
 
 def intensity_vs_n(d: int = 128, ns: Sequence[int] = (128, 256, 512, 1024, 2048, 4096),
-                   bytes_per_element: float = 2) -> Figure:
+                   bytes_per_element: float = 2) -> mfigure.Figure:
     """Prefill attention intensity vs sequence length N (batch 1): exact standard, fused, and
     the E0294 text's counts."""
     ns = np.asarray(ns)
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    fig = _figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
     for label, kw in (("standard (exact counts)", {}), ("fused / FlashAttention",
                                                         {"attention": "fused"}),
@@ -82,11 +88,11 @@ def intensity_vs_n(d: int = 128, ns: Sequence[int] = (128, 256, 512, 1024, 2048,
 
 def intensity_vs_batch(n: int = 1024, d: int = 128,
                        batches: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 128, 256),
-                       bytes_per_element: float = 2) -> Figure:
+                       bytes_per_element: float = 2) -> mfigure.Figure:
     """Decode attention intensity vs batch B: per-request K/V (flat), shared K/V (rises), and
     the E0294 text's formula (which shares K/V)."""
     bs = np.asarray(batches)
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    fig = _figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
     for label, kw in (("per-request K/V (serving)", {"kv": "per_request"}),
                       ("shared K/V (one prompt, B samples)", {"kv": "shared"}),
@@ -105,11 +111,11 @@ def intensity_vs_batch(n: int = 1024, d: int = 128,
 
 
 def speedup_vs_gamma(alpha: float, cost_ratio: float, gammas: Sequence[int] = range(1, 11),
-                     measured: dict[int, float] | None = None) -> Figure:
+                     measured: dict[int, float] | None = None) -> mfigure.Figure:
     """Speculative improvement vs γ (with and without the bonus token), optimum marked;
     optional measured points {γ: improvement}."""
     g = np.asarray(list(gammas))
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    fig = _figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
     y = speedup(alpha, g, cost_ratio)
     ax.plot(g, y, marker="o", label="predicted (with bonus token)")
@@ -132,9 +138,9 @@ def speedup_vs_gamma(alpha: float, cost_ratio: float, gammas: Sequence[int] = ra
 
 
 def max_batch_vs_context(m, hw, contexts: Sequence[int] = (512, 1024, 2048, 4096, 8192),
-                         tps: Sequence[int] = (1, 2, 4, 8), **kw) -> Figure:
+                         tps: Sequence[int] = (1, 2, 4, 8), **kw) -> mfigure.Figure:
     """Max batch size vs context, one line per TP degree."""
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    fig = _figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
     # distinct markers and dashes: lines can coincide (TP past n_kv_heads replicates KV heads)
     for i, tp in enumerate(tps):
@@ -153,6 +159,6 @@ def max_batch_vs_context(m, hw, contexts: Sequence[int] = (512, 1024, 2048, 4096
     return fig
 
 
-def save(fig: Figure, path) -> None:
+def save(fig, path) -> None:
     """Save a figure as PNG (150 dpi)."""
     fig.savefig(path, dpi=150)

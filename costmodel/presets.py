@@ -1,20 +1,24 @@
 """Presets: models and hardware read from the CSV files in ``costmodel/data`` (each row cites its
-source). Hardware CSV columns carry their unit in the name (MiB, GB/s, TFLOPS, µs); the loader
-converts them to bytes, bytes/s, FLOP/s and seconds."""
+source), and the one resolver every API function uses to accept a spec, a preset name, or a file.
+
+Hardware CSV columns carry their unit in the name (MiB, GB/s, TFLOPS, µs); the loader converts
+them to bytes, bytes/s, FLOP/s and seconds.
+"""
 
 from __future__ import annotations
 
 import csv
 import difflib
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+from costmodel.hfconfig import spec_from_hf_config
 from costmodel.specs import HardwareSpec, ModelSpec
+from costmodel.units import GB, MIB, TERA
 
-MIB = 2**20
-GB = 10**9
-TERA = 10**12
 ALIASES = {
     "a100-80gb-sxm": "a100-80gb",
     "a100-40gb-sxm": "a100-40gb",
@@ -80,27 +84,38 @@ def _lookup(kind: str, name: str, table: dict):
         return table[key]
     close = difflib.get_close_matches(key, list(table) + list(ALIASES), n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"{kind}: unknown preset {name!r}{hint} (known: {', '.join(sorted(table))})")
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    raise ValueError(f"{kind}: unknown preset {shown!r}{hint} (known: {', '.join(sorted(table))})")
 
 
-def model(name: str | ModelSpec) -> ModelSpec:
-    """A model preset by name (``cm.model("llama3-8b")``); a ModelSpec passes through."""
-    if isinstance(name, ModelSpec):
-        return name
-    if not isinstance(name, str):
-        raise ValueError(f"model: expected a preset name or ModelSpec, got {type(name).__name__}")
-    return _lookup("model", name, model_presets())
+def model(m: str | ModelSpec | Path | Mapping[str, Any]) -> ModelSpec:
+    """A model from anything that names one: a ModelSpec (passes through), a preset name
+    (``cm.model("llama3-8b")``), a Hugging Face ``config.json`` path or folder, or a parsed
+    Hugging Face config dict."""
+    if isinstance(m, ModelSpec):
+        return m
+    if isinstance(m, Mapping):
+        return spec_from_hf_config(m)
+    if isinstance(m, Path) or (isinstance(m, str) and (m.endswith(".json") or "/" in m)):
+        return spec_from_hf_config(m)
+    if not isinstance(m, str):
+        raise ValueError(f"model: expected a preset name, a ModelSpec or a config.json, got "
+                         f"{type(m).__name__}")
+    return _lookup("model", m, model_presets())
 
 
-def hardware(name: str | HardwareSpec | Path) -> HardwareSpec:
-    """A hardware preset by name (``cm.hardware("a100-80gb")``), or a JSON hardware file written
-    by ``costmodel calibrate`` (a path ending in .json); a HardwareSpec passes through."""
-    if isinstance(name, HardwareSpec):
-        return name
-    if isinstance(name, Path) or (isinstance(name, str) and name.endswith(".json")):
-        return HardwareSpec.load(name)
-    if not isinstance(name, str):
-        raise ValueError(
-            f"hardware: expected a preset name, a .json file or HardwareSpec, "
-            f"got {type(name).__name__}")
-    return _lookup("hardware", name, hardware_presets())
+def hardware(h: str | HardwareSpec | Path) -> HardwareSpec:
+    """Hardware from anything that names it: a HardwareSpec (passes through), a preset name
+    (``cm.hardware("a100-80gb")``), or a JSON hardware file (a path ending in .json, e.g. one
+    written by ``costmodel calibrate``)."""
+    if isinstance(h, HardwareSpec):
+        return h
+    if isinstance(h, Path) or (isinstance(h, str) and h.endswith(".json")):
+        return HardwareSpec.load(h)
+    if not isinstance(h, str):
+        raise ValueError(f"hardware: expected a preset name, a .json file or HardwareSpec, "
+                         f"got {type(h).__name__}")
+    return _lookup("hardware", h, hardware_presets())
+
+
+__all__ = ["ALIASES", "hardware", "hardware_presets", "model", "model_presets"]

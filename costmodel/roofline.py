@@ -1,172 +1,179 @@
-r"""The roofline over the per-operator model, for one configuration or a million at once.
+r"""The roofline of one forward pass, its phases, a whole generation, the batch where decode turns
+compute-bound, and the cost of speculative decoding — every time priced by
+:func:`costmodel.pricing.price`.
 
-Per operator, on one GPU of the TP group:
-
-    t_op = max( F / (η_c · π),  Q / (η_m · β) ) + t_comm + k · t_kernel
-
-with π the dense peak FLOP/s of the compute dtype, β the memory bandwidth, η_c, η_m efficiencies
-(default 1: the ideal roofline), k the operator's kernel launches and t_kernel a fixed cost per
-kernel (0 for datasheet presets; measured by ``costmodel calibrate``). A ring all-reduce of m
-bytes over TP GPUs costs t_comm = 2 (TP − 1) / TP · m / β_link + latency (0 when TP = 1).
-An operator is compute-bound when F / Q exceeds the ridge point π / β (scaled by η_c / η_m).
-The pass takes Σ t_op; L layers repeat the per-layer operators.
-
-Everything is evaluated through one ``lambdify`` of the operator expressions (numpy broadcasts),
-so a single configuration and a sweep of a million take the same code path.
+:func:`analyze` evaluates the per-operator expressions of :mod:`costmodel.ops` (one cached,
+compiled function per model structure), prices each operator and returns an :class:`Analysis`
+holding numpy arrays and totals; its per-operator table (``.ops``, a DataFrame) is built on first
+access. Phases are substitutions (:mod:`costmodel.workload`): ``prefill``, ``decode_step``,
+``no_cache_step``, ``verify_step``, ``chunk_step``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import sympy as sp
 
 from costmodel.batch import check_tp
-from costmodel.errors import (
-    check_fraction,
+from costmodel.checks import (
+    MAX_COUNT,
+    MAX_GAMMA,
+    check_element_bytes,
+    check_int,
     check_nonneg_int,
     check_positive_int,
-    check_positive_number,
 )
-from costmodel.formula import Formula
-from costmodel.ops import PARTS, Op, Options, _operators, spec_flags
+from costmodel.formula import Formula, compile_numeric
+from costmodel.lazy import deferred
+from costmodel.ops import PARTS, Op, Options, _operators, spec_flags, total_expr
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import model as model_preset
-from costmodel.specs import DTYPES, HardwareSpec, ModelSpec, dtype_for_bytes
-from costmodel.symbols import TP, B, H, H_kv, L, V, b_a, b_kv, b_w, c, d, d_ff, d_h, q
+from costmodel.pricing import Efficiency, Machine, allreduce_time, op_classes, price
+from costmodel.specs import HardwareSpec, ModelSpec
+from costmodel.speculative import check_alpha, expected_tokens, speedup
+from costmodel.symbols import (
+    TP,
+    B,
+    H,
+    H_kv,
+    L,
+    V,
+    b_a,
+    b_kv,
+    b_w,
+    beta,
+    c,
+    d,
+    d_ff,
+    d_h,
+    eta_c,
+    eta_m,
+    g,
+    model_values,
+    pi,
+    q,
+    s,
+)
+from costmodel.units import GB, time_text
+from costmodel.workload import phase_pass
 
-_ARGS = (L, d, H, H_kv, d_h, d_ff, V, B, q, c, TP, b_w, b_a, b_kv)
-_QUANTITIES = ("flops", *PARTS, "comm_bytes")
+pd = deferred("pandas")
 
-
-@cache
-def _compiled(flags: tuple, options: Options) -> tuple[tuple[Op, ...], object]:
-    ops = _operators(flags, options)
-    exprs = [getattr(op, name) for op in ops for name in _QUANTITIES]
-    return ops, sp.lambdify(_ARGS, exprs, modules="numpy", cse=True)
-
-
-@cache
-def _compiled_totals(flags: tuple, options: Options) -> tuple[tuple[Op, ...], object]:
-    """Per operator (flops, bytes, comm bytes) only — the sweep's fast path."""
-    ops = _operators(flags, options)
-    exprs = [x for op in ops for x in (op.flops, op.bytes, op.comm_bytes)]
-    return ops, sp.lambdify(_ARGS, exprs, modules="numpy", cse=True)
-
-
-def evaluate_ops(m: ModelSpec, options: Options, batch, new_tokens, cached_tokens, tp,
-                 weight_bytes, act_bytes, kv_bytes) -> tuple[tuple[Op, ...], np.ndarray]:
-    """Per-operator quantities, shape (n_ops, 7, *broadcast shape): flops, five byte parts,
-    comm bytes — per occurrence (multiply per-layer operators by L for the pass)."""
-    ops, fn = _compiled(spec_flags(m), options)
-    values = fn(m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.head_dim, m.d_ff,
-                m.vocab_size, batch, new_tokens, cached_tokens, tp, weight_bytes, act_bytes,
-                kv_bytes)
-    shape = np.broadcast_shapes(*(np.shape(x) for x in (batch, new_tokens, cached_tokens, tp,
-                                                        weight_bytes, act_bytes, kv_bytes)))
-    arr = np.empty((len(ops), len(_QUANTITIES), *shape))
-    for i, v in enumerate(values):
-        arr[divmod(i, len(_QUANTITIES))] = v
-    arr[:, -1] *= np.asarray(tp) > 1      # no communication without tensor parallelism
-    return ops, arr
+ARGS = (L, d, H, H_kv, d_h, d_ff, V, B, q, c, TP, b_w, b_a, b_kv)
+QUANTITIES = ("flops", *PARTS, "comm_bytes", "rows")
+OPS_COLUMNS = ["op", "kind", "block", "count", "flops", "bytes", *PARTS, "comm_bytes",
+               "intensity", "compute_time", "memory_time", "comm_time", "overhead_time", "time",
+               "bound"]
 
 
 @dataclass(frozen=True)
-class Machine:
-    """The numbers of a HardwareSpec the roofline uses, resolved for one dtype."""
+class Compiled:
+    """The operators of one model structure with their quantities compiled to one function."""
 
-    peak: float
-    bandwidth: float
-    link_bandwidth: float
-    link_latency: float
-    kernel_overhead: float
-    dtype: str
-
-    @classmethod
-    def of(cls, hw: HardwareSpec, dtype: str, kernel_overhead: float | None = None) -> Machine:
-        return cls(hw.peak(dtype), hw.bandwidth, hw.interconnect_bandwidth,
-                   hw.interconnect_latency,
-                   hw.kernel_overhead if kernel_overhead is None else kernel_overhead, dtype)
+    ops: tuple[Op, ...]
+    fn: Any
+    names: tuple[str, ...]
+    kinds: np.ndarray
+    blocks: tuple[str, ...]
+    per_layer: np.ndarray
+    kernels: np.ndarray
+    weight_matmul: np.ndarray     # weight matmuls (may be skinny)
+    streaming: np.ndarray         # elementwise and copy passes
 
 
-def roofline_time(compute_t, memory_t, comm_t=0.0, overhead_t=0.0):
-    """The roofline of an operator: max(compute time, memory time) + communication + fixed
-    overhead (arrays broadcast). Every timing in the package goes through this line."""
-    return np.maximum(compute_t, memory_t) + comm_t + overhead_t
+@cache
+def compiled(flags: tuple, options: Options) -> Compiled:
+    """``fn(L, d, H, H_kv, d_h, d_ff, V, B, q, c, TP, b_w, b_a, b_kv)`` → per operator (flops,
+    five byte parts, comm bytes, rows) per occurrence, flattened."""
+    ops = _operators(flags, options)
+    fn = compile_numeric(ARGS, [getattr(op, name) for op in ops for name in QUANTITIES])
+    kinds = np.array([op.kind for op in ops])
+    weight_matmul, streaming = op_classes(kinds, 0, 0)
+    return Compiled(ops, fn, tuple(op.name for op in ops), kinds,
+                    tuple(op.block for op in ops), np.array([op.per_layer for op in ops]),
+                    np.array([op.kernels for op in ops], dtype=float), weight_matmul,
+                    streaming)
 
 
-def op_times(arr: np.ndarray, ops: Sequence[Op], tp, peak, bandwidth, link_bandwidth,
-             link_latency, kernel_overhead, eta_c=1.0, eta_m=1.0) -> dict[str, np.ndarray]:
-    """Roofline times per operator occurrence (arrays shaped like ``arr[:, 0]``)."""
-    flops = arr[:, 0]
-    nbytes = arr[:, 1:6].sum(axis=1)
-    comm = arr[:, 6]
-    compute_t = flops / (eta_c * peak)
-    memory_t = nbytes / (eta_m * bandwidth)
-    tp = np.asarray(tp, dtype=float)
-    ring = np.where(tp > 1, 2 * (tp - 1) / tp, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        comm_t = np.where(comm > 0, ring * comm / link_bandwidth + np.where(tp > 1,
-                                                                          link_latency, 0), 0.0)
-    kernels = np.array([op.kernels for op in ops], dtype=float).reshape(
-        (-1,) + (1,) * (arr.ndim - 2))
-    active = (flops + nbytes) > 0
-    overhead = np.where(active, kernels * kernel_overhead, 0.0)
-    time = roofline_time(compute_t, memory_t, comm_t, overhead)
-    return {"flops": flops, "bytes": nbytes, "comm_bytes": comm, "compute_time": compute_t,
-            "memory_time": memory_t, "comm_time": comm_t, "overhead_time": overhead,
-            "time": time}
+@cache
+def _options(attention, causal, lm_head, fused_qkv, kv_cache, kv_sharing, mask, kv_update):
+    return Options(attention=attention, causal=causal, lm_head=lm_head, fused_qkv=fused_qkv,
+                   kv_cache=kv_cache, kv_sharing=kv_sharing, mask=mask, kv_update=kv_update)
 
 
-@dataclass
+def default_act_bytes(weight_bytes: float) -> int:
+    """Activations are 16-bit unless the weights are fp32 (then 32-bit)."""
+    return 4 if weight_bytes >= 4 else 2
+
+
+@dataclass(eq=False)
 class Analysis:
-    """One forward pass on one GPU of the TP group: per-operator table and totals.
+    """One forward pass on one GPU of the TP group: per-operator arrays, totals and, on first
+    access, the per-operator table ``ops``.
 
     ``ops`` has one row per operator with its totals over the layers (``count`` = L or 1):
-    flops, bytes and its five parts, comm_bytes, intensity (FLOPs/byte), compute/memory/comm
-    time, time and bound. Totals: ``flops``, ``bytes``, ``time`` (Σ operator times), ``bound``
-    (what dominates the pass: compute, memory or communication time summed over operators).
+    flops, bytes and its five parts, comm_bytes, intensity (FLOPs/byte), compute/memory/comm/
+    overhead time, time and bound. Totals: ``flops``, ``bytes``, ``time`` (Σ operator times, s),
+    ``bound`` (what dominates the pass: compute, memory or communication time summed over
+    operators).
     """
 
     model: ModelSpec
     hardware: HardwareSpec
     workload: dict
     dtype: str
-    ops: pd.DataFrame
-    options: Options = field(default_factory=Options)
+    options: Options
+    efficiency: Efficiency
+    names: tuple[str, ...] = field(repr=False)
+    kinds: np.ndarray = field(repr=False)
+    blocks: tuple[str, ...] = field(repr=False)
+    count: np.ndarray = field(repr=False)
+    quantities: np.ndarray = field(repr=False)        # (n_ops, 7): flops, 5 parts, comm; × count
+    terms: dict = field(repr=False)                   # the arguments of pricing.price
+    priced: Any = field(repr=False)
 
-    @property
+    def reprice(self, **efficiency: Any):
+        """The operators priced again with other efficiencies (numbers or broadcasting arrays;
+        the ones not given keep this analysis's): what a fit searches over."""
+        return price(**{**self.terms, **self.efficiency.terms, **efficiency})
+
+    # ---- totals
+    @cached_property
     def flops(self) -> float:
-        return float(self.ops["flops"].sum())
+        return float(self.quantities[:, 0].sum())
 
-    @property
+    @cached_property
     def bytes(self) -> float:
-        return float(self.ops["bytes"].sum())
+        return float(self.quantities[:, 1:6].sum())
 
     @property
     def comm_bytes(self) -> float:
-        return float(self.ops["comm_bytes"].sum())
+        return float(self.quantities[:, 6].sum())
 
-    @property
+    @cached_property
     def time(self) -> float:
         """Seconds for the pass: Σ over operators of their roofline time."""
-        return float(self.ops["time"].sum())
+        return float(self.priced.time.sum())
 
     @property
     def compute_time(self) -> float:
-        return float(self.ops["compute_time"].sum())
+        return float(self.priced.compute.sum())
 
     @property
     def memory_time(self) -> float:
-        return float(self.ops["memory_time"].sum())
+        return float(self.priced.memory.sum())
 
     @property
     def comm_time(self) -> float:
-        return float(self.ops["comm_time"].sum())
+        return float(self.priced.comm.sum())
+
+    @property
+    def overhead_time(self) -> float:
+        return float(self.priced.overhead.sum())
 
     @property
     def intensity(self) -> float:
@@ -188,7 +195,32 @@ class Analysis:
     def tokens(self) -> int:
         return int(self.workload["batch"] * self.workload["new_tokens"])
 
-    def by_block(self) -> pd.DataFrame:
+    # ---- per operator
+    def op_bounds(self) -> np.ndarray:
+        p = self.priced
+        return np.where(p.comm > 0, "communication",
+                        np.where(p.compute >= p.memory, "compute", "memory"))
+
+    @cached_property
+    def ops(self):
+        """The per-operator table (pandas DataFrame), operators that do nothing left out."""
+        qty = self.quantities
+        p = self.priced
+        nbytes = qty[:, 1:6].sum(axis=1)
+        data = {"op": list(self.names), "kind": list(self.kinds), "block": list(self.blocks),
+                "count": self.count.astype(int), "flops": qty[:, 0], "bytes": nbytes}
+        data.update({part: qty[:, 1 + i] for i, part in enumerate(PARTS)})
+        data["comm_bytes"] = qty[:, 6]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            data["intensity"] = np.where(nbytes > 0, qty[:, 0] / np.where(nbytes > 0, nbytes, 1),
+                                         0.0)
+        data.update({"compute_time": p.compute, "memory_time": p.memory, "comm_time": p.comm,
+                     "overhead_time": p.overhead, "time": p.time, "bound": self.op_bounds()})
+        df = pd.DataFrame(data, columns=OPS_COLUMNS)
+        keep = (qty[:, 0] != 0) | (nbytes != 0) | (qty[:, 6] != 0)
+        return df[keep].reset_index(drop=True)
+
+    def by_block(self):
         """FLOPs, bytes and time summed per block (attention, mlp, norm, ...)."""
         cols = ["flops", "bytes", *PARTS, "comm_bytes", "time"]
         return self.ops.groupby("block", sort=False)[cols].sum()
@@ -197,33 +229,24 @@ class Analysis:
         return {"model": self.model.name, "hardware": self.hardware.name, "dtype": self.dtype,
                 **self.workload, "flops": self.flops, "bytes": self.bytes,
                 "intensity": self.intensity, "ridge_point": self.ridge_point,
-                "time_s": self.time, "bound": self.bound}
+                "time": self.time, "bound": self.bound}
+
+    def __repr__(self) -> str:
+        w = self.workload
+        return (f"Analysis({self.model.name} on {self.hardware.name}, B={w['batch']} "
+                f"q={w['new_tokens']} c={w['cached_tokens']} TP={w['tp']}: "
+                f"{self.flops / 1e9:.4g} GFLOP, {self.bytes / GB:.4g} GB, "
+                f"{time_text(self.time)}, {self.bound}-bound)")
 
 
-def _check_workload(m, batch, new_tokens, cached_tokens, tp, weight_bytes, kv_bytes, act_bytes,
-                    eta_c, eta_m):
+def _check_workload(m, batch, new_tokens, cached_tokens, tp, weight_bytes, kv_bytes, act_bytes):
     check_positive_int("batch", batch)
-    if isinstance(new_tokens, (int, np.integer)) and not isinstance(new_tokens, bool) \
-            and new_tokens < 0:
-        raise ValueError(f"new_tokens: must be a positive integer (q >= 1), got {new_tokens}")
     check_positive_int("new_tokens", new_tokens)
-    if isinstance(cached_tokens, (int, np.integer)) and cached_tokens < 0:
-        raise ValueError(f"cached_tokens: must be an integer >= 0 (c >= 0), got {cached_tokens}")
     check_nonneg_int("cached_tokens", cached_tokens)
     check_tp(m, tp)
-    check_positive_number("weight_bytes", weight_bytes)
-    check_positive_number("kv_bytes", kv_bytes)
-    check_positive_number("act_bytes", act_bytes)
-    check_fraction("eta_c", eta_c)
-    check_fraction("eta_m", eta_m)
-
-
-def resolve_dtype(hw: HardwareSpec, dtype: str | None, weight_bytes: float) -> str:
-    """The compute dtype: given, or implied by the weight width (see dtype_for_bytes)."""
-    if dtype is None:
-        return dtype_for_bytes(hw, weight_bytes)
-    hw.peak(dtype)  # ValueError naming the dtype if this hardware lacks it
-    return dtype
+    check_element_bytes("weight_bytes", weight_bytes)
+    check_element_bytes("kv_bytes", kv_bytes)
+    check_element_bytes("act_bytes", act_bytes)
 
 
 def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_tokens: int = 1,
@@ -231,77 +254,89 @@ def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_toke
             act_bytes: float | None = None, dtype: str | None = None,
             attention: str = "standard", causal: str = "full", lm_head: str = "last",
             fused_qkv: bool = True, kv_cache: bool = True, kv_sharing: str = "per_request",
-            mask: bool = True, kv_update: str = "inplace", eta_c: float = 1.0, eta_m: float = 1.0,
+            mask: bool = True, kv_update: str = "inplace", eta_c: float | None = None,
+            eta_m: float | None = None, eta_c_skinny: float | None = None,
+            eta_m_elementwise: float | None = None,
             kernel_overhead: float | None = None) -> Analysis:
     """Roofline analysis of one forward pass: ``batch`` sequences each adding ``new_tokens``
-    tokens (q) on top of ``cached_tokens`` (c) already in the KV cache.
+    tokens (q) on top of ``cached_tokens`` (c) already in the KV cache, on one GPU of a group of
+    ``tp``.
 
     ``act_bytes`` defaults to 2 (16-bit activations) unless weights are fp32 (then 4).
-    ``dtype`` picks the peak FLOP/s (default from ``weight_bytes``). See :mod:`costmodel.ops`
-    for the other options.
+    ``dtype`` picks the peak FLOP/s (default from ``weight_bytes``). The efficiencies default to
+    the hardware's (1 for datasheet presets); a value given here replaces it. See
+    :mod:`costmodel.ops` for the structural options.
     """
     m, hw = model_preset(m), hardware_preset(hw)
-    act_bytes = act_bytes if act_bytes is not None else (4 if weight_bytes >= 4 else 2)
-    _check_workload(m, batch, new_tokens, cached_tokens, tp, weight_bytes, kv_bytes, act_bytes,
-                    eta_c, eta_m)
+    act_bytes = default_act_bytes(weight_bytes) if act_bytes is None else act_bytes
+    _check_workload(m, batch, new_tokens, cached_tokens, tp, weight_bytes, kv_bytes, act_bytes)
     if tp > 1 and hw.interconnect_bandwidth <= 0:
         raise ValueError(f"tp: {hw.name} has no interconnect bandwidth, so TP={tp} cannot be "
                          "modelled; give interconnect_bandwidth")
-    dtype = resolve_dtype(hw, dtype, weight_bytes)
-    options = Options(attention=attention, causal=causal, lm_head=lm_head, fused_qkv=fused_qkv,
-                      kv_cache=kv_cache, kv_sharing=kv_sharing, mask=mask, kv_update=kv_update)
-    ops, arr = evaluate_ops(m, options, batch, new_tokens, cached_tokens, tp, weight_bytes,
-                            act_bytes, kv_bytes)
-    mach = Machine.of(hw, dtype, kernel_overhead)
-    t = op_times(arr, ops, tp, mach.peak, mach.bandwidth, mach.link_bandwidth,
-                 mach.link_latency, mach.kernel_overhead, eta_c, eta_m)
-    count = np.array([m.n_layers if op.per_layer else 1 for op in ops], dtype=float)
-    df = pd.DataFrame({"op": [op.name for op in ops], "kind": [op.kind for op in ops],
-                       "block": [op.block for op in ops], "count": count.astype(int)})
-    for i, part in enumerate(PARTS, start=1):
-        df[part] = arr[:, i] * count
-    for key in ("flops", "bytes", "comm_bytes", "compute_time", "memory_time", "comm_time",
-                "overhead_time", "time"):
-        df[key] = t[key] * count
-    with np.errstate(divide="ignore", invalid="ignore"):
-        df["intensity"] = np.where(df["bytes"] > 0, df["flops"] / df["bytes"].where(
-            df["bytes"] > 0, 1), np.nan)
-    df["bound"] = np.select(
-        [df["comm_time"] > 0, df["compute_time"] >= df["memory_time"]],
-        ["communication", "compute"], "memory")
-    df.loc[(df["flops"] == 0) & (df["bytes"] == 0) & (df["comm_bytes"] == 0), "bound"] = "-"
-    df = df[~((df["flops"] == 0) & (df["bytes"] == 0) & (df["comm_bytes"] == 0))]
-    cols = ["op", "kind", "block", "count", "flops", "bytes", *PARTS, "comm_bytes", "intensity",
-            "compute_time", "memory_time", "comm_time", "overhead_time", "time", "bound"]
+    options = _options(attention, causal, lm_head, fused_qkv, kv_cache, kv_sharing, mask,
+                       kv_update)
+    mach = Machine.of(hw, dtype, weight_bytes, eta_c=eta_c, eta_m=eta_m,
+                      eta_c_skinny=eta_c_skinny, eta_m_elementwise=eta_m_elementwise,
+                      kernel_overhead=kernel_overhead)
+    comp = compiled(spec_flags(m), options)
+    vals = comp.fn(m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.head_dim, m.d_ff,
+                   m.vocab_size, batch, new_tokens, cached_tokens, tp, weight_bytes, act_bytes,
+                   kv_bytes)
+    per_occ = np.array(vals, dtype=float).reshape(len(comp.ops), len(QUANTITIES))
+    count = np.where(comp.per_layer, float(m.n_layers), 1.0)
+    qty = per_occ[:, :7] * count[:, None]
+    if tp == 1:
+        qty[:, 6] = 0.0                     # no communication without tensor parallelism
+    flops, nbytes = qty[:, 0], qty[:, 1:6].sum(axis=1)
+    active = (flops + nbytes) > 0
+    terms = {"compute_ideal": flops / mach.peak, "memory_ideal": nbytes / mach.bandwidth,
+             "comm": allreduce_time(per_occ[:, 6], tp, mach.link_bandwidth, mach.link_latency)
+             * count, "kernels": comp.kernels * count * active,
+             "skinny": comp.weight_matmul & (per_occ[:, 7] <= mach.efficiency.skinny_rows),
+             "streaming": comp.streaming}
+    priced = price(**terms, **mach.efficiency.terms)
     workload = {"batch": batch, "new_tokens": new_tokens, "cached_tokens": cached_tokens,
                 "tp": tp, "weight_bytes": weight_bytes, "kv_bytes": kv_bytes,
-                "act_bytes": act_bytes, "eta_c": eta_c, "eta_m": eta_m}
-    return Analysis(m, hw, workload, dtype, df[cols].reset_index(drop=True), options)
+                "act_bytes": act_bytes}
+    return Analysis(m, hw, workload, mach.dtype, options, mach.efficiency, comp.names,
+                    comp.kinds, comp.blocks, count, qty, terms, priced)
 
 
 # ---------------------------------------------------------------- phases are substitutions
-def prefill(m, hw, prompt: int, batch: int = 1, **kw) -> Analysis:
-    """Prefill of a ``prompt``-token prompt: q = s, c = 0."""
-    return analyze(m, hw, batch=batch, new_tokens=prompt, cached_tokens=0, **kw)
+def analyze_phase(m, hw, phase: str, context: int, batch: int = 1, gamma: int = 4,
+                  chunk: int = 1, **kw) -> Analysis:
+    """The pass of ``phase`` (prefill, decode, no_cache, verify, chunk) at context s."""
+    p = phase_pass(phase, context, batch, gamma, chunk)
+    return analyze(m, hw, **{**p.kwargs(), **kw})
+
+
+def prefill(m, hw, context: int, batch: int = 1, **kw) -> Analysis:
+    """Prefill of a ``context``-token prompt: q = s, c = 0."""
+    return analyze_phase(m, hw, "prefill", context, batch, **kw)
 
 
 def decode_step(m, hw, context: int, batch: int = 1, **kw) -> Analysis:
     """One decode step with ``context`` tokens in the cache: q = 1, c = s."""
-    return analyze(m, hw, batch=batch, new_tokens=1, cached_tokens=context, **kw)
+    return analyze_phase(m, hw, "decode", context, batch, **kw)
 
 
 def no_cache_step(m, hw, context: int, batch: int = 1, **kw) -> Analysis:
-    """One step of the no-KV-cache baseline that re-encodes all ``context`` tokens: q = T,
+    """One step of the no-KV-cache baseline that re-encodes all ``context`` tokens: q = s,
     c = 0, nothing written to a cache."""
-    return analyze(m, hw, batch=batch, new_tokens=context, cached_tokens=0, kv_cache=False, **kw)
+    return analyze_phase(m, hw, "no_cache", context, batch, **kw)
 
 
 def verify_step(m, hw, gamma: int, context: int, batch: int = 1, **kw) -> Analysis:
     """The target's speculative verification of γ drafted tokens: q = γ + 1, c = s."""
-    return analyze(m, hw, batch=batch, new_tokens=gamma + 1, cached_tokens=context, **kw)
+    return analyze_phase(m, hw, "verify", context, batch, gamma=gamma, **kw)
 
 
-# ---------------------------------------------------------------- generation over a context
+def chunk_step(m, hw, chunk: int, context: int, batch: int = 1, **kw) -> Analysis:
+    """One chunk of a chunked prefill: q = chunk new tokens after s = ``context`` done."""
+    return analyze_phase(m, hw, "chunk", context, batch, chunk=chunk, **kw)
+
+
+# ---------------------------------------------------------------- sums over a growing context
 def sum_max_linear(a0, a1, b0, b1, lo, n):
     """Σ_{k=0}^{n-1} max(a0 + a1·x, b0 + b1·x) with x = lo + k, in closed form (arrays OK).
 
@@ -328,6 +363,29 @@ def sum_max_linear(a0, a1, b0, b1, lo, n):
     return np.where(first_a, head_a + tail_b, head_b + tail_a)
 
 
+def decode_steps_time(m, hw, context: int, steps: int, batch: int = 1, **kw) -> float:
+    """Σ_{k=0}^{steps−1} of the decode step at context s + k, in closed form.
+
+    Each operator's compute and memory time are linear in c once c ≥ 1 (the cache is never
+    empty again), so the sum is an arithmetic series on each side of each operator's
+    compute/memory crossing (:func:`sum_max_linear`): no loop over the steps."""
+    check_nonneg_int("context", context)
+    check_int("steps", steps, 0, MAX_COUNT)
+    if steps == 0:
+        return 0.0
+    d0 = decode_step(m, hw, context, batch, **kw)
+    if context == 0:   # the first step reads an empty cache: price it alone
+        return d0.time + decode_steps_time(m, hw, 1, steps - 1, batch, **kw)
+    if steps == 1:
+        return d0.time
+    d1 = decode_step(m, hw, context + 1, batch, **kw)
+    p0, p1 = d0.priced, d1.priced
+    n = steps
+    per_op = sum_max_linear(p0.compute, p1.compute - p0.compute, p0.memory,
+                            p1.memory - p0.memory, 0, n)
+    return float(np.sum(per_op) + n * (p0.comm + p0.overhead).sum())
+
+
 @dataclass(frozen=True)
 class Generation:
     """Serving one batch: prefill, then ``generate − 1`` decode steps over a growing context."""
@@ -351,155 +409,73 @@ class Generation:
         """Generated tokens per second over the whole request (all sequences)."""
         return self.tokens / self.total_time
 
+    def __repr__(self) -> str:
+        return (f"Generation(B={self.batch}, {self.generate} tokens: TTFT "
+                f"{time_text(self.ttft)}, TPOT {time_text(self.tpot_mean)} mean, total "
+                f"{time_text(self.total_time)}, {self.throughput:,.1f} tokens/s)")
 
-def generation(m, hw, prompt: int, generate: int, batch: int = 1, **kw) -> Generation:
-    """TTFT, time per output token and total time for ``generate`` tokens after a ``prompt``.
+
+def generation(m, hw, context: int, generate: int, batch: int = 1, **kw) -> Generation:
+    """TTFT, time per output token and total time for ``generate`` tokens after a
+    ``context``-token prompt.
 
     The first token comes from the prefill; token k+1 (k = 1 … g−1) from a decode step with
-    c = s + k − 1. Each operator's compute and memory time are linear in c, so the sum over the
-    growing context is an arithmetic series on each side of the compute/memory crossing
-    (:func:`sum_max_linear`): no loop over tokens.
+    c = s + k − 1, summed in closed form (:func:`decode_steps_time`).
     """
-    check_positive_int("prompt", prompt)
+    check_positive_int("context", context)
     check_positive_int("generate", generate)
-    pre = prefill(m, hw, prompt, batch, **kw)
-    d0 = decode_step(m, hw, prompt, batch, **kw)
-    d1 = decode_step(m, hw, prompt + 1, batch, **kw)
-    n = generate - 1
-    o0, o1 = d0.ops, d1.ops
-    fixed = o0["comm_time"] + o0["overhead_time"]
-    per_op = sum_max_linear(o0["compute_time"], o1["compute_time"] - o0["compute_time"],
-                            o0["memory_time"], o1["memory_time"] - o0["memory_time"], 0, n)
-    decode_time = float(np.sum(per_op) + n * fixed.sum())
+    pre = prefill(m, hw, context, batch, **kw)
+    d0 = decode_step(m, hw, context, batch, **kw)
+    decode_time = decode_steps_time(m, hw, context, generate - 1, batch, **kw)
     return Generation(pre, d0, pre.time, d0.time, decode_time, pre.time + decode_time,
                       batch * generate, batch, generate)
 
 
-# ---------------------------------------------------------------- sweeps
-PHASES = ("decode", "prefill", "no_cache", "verify")
+# ---------------------------------------------------------------- speculative decoding
+def speculative_speedup(target, draft, hw, alpha: float, gamma: int, context: int = 1024,
+                        batch: int = 1, *, draft_lm_head: str = "last",
+                        verify_lm_head: str = "last", overheads: dict | None = None,
+                        **kw) -> dict:
+    """Speculative improvement with the cost ratio derived from two models on one machine.
 
+    Target-only: one target decode step per token, t_T(s). Speculative iteration: γ draft
+    decode steps t_D(s + i), i = 0 … γ−1 (summed in closed form), plus one target verification
+    pass with q = γ + 1 new tokens, t_V; it yields E(α, γ) tokens. Improvement
+    = E · t_T / (Σ t_D + t_V).
 
-def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, context=1024, tp=1,
-          phase: str = "decode", gamma: int = 4, weight_bytes: float = 2, kv_bytes: float = 2,
-          act_bytes: float | None = None, dtype: str | None = None, eta_c: float = 1.0,
-          eta_m: float = 1.0, kernel_overhead: float | None = None, mem_util: float = 1.0,
-          **options) -> pd.DataFrame:
-    """The roofline over the cartesian product batch × context × tp × hardware, vectorised.
-
-    ``phase`` substitutes (q, c): decode (1, s), prefill (s, 0), no_cache (s, 0, no cache
-    writes), verify (γ+1, s). Returns one row per point: flops, bytes, intensity, time, bound,
-    tokens_per_s and whether weights + KV cache fit in memory (``fits``).
+    ``draft_lm_head`` / ``verify_lm_head`` choose logits for the last or all positions;
+    ``overheads`` adds fixed seconds outside the passes: ``token`` (per target-only token),
+    ``draft`` (per draft step), ``verify`` (per verification) and ``rejection`` (per rejected
+    iteration, weighted by its probability 1 − α^γ). Returns the times, c = t_D / t_T, and both
+    the roofline and the c-only improvement.
     """
-    from costmodel.batch import KV_PER_REQUEST_PER_GPU
-    from costmodel.params import param_count
-
-    if phase not in PHASES:
-        from costmodel.errors import check_choice
-        check_choice("phase", phase, PHASES)
-    m = model_preset(m)
-    hws = [hardware_preset(h) for h in (hw if isinstance(hw, (list, tuple)) else [hw])]
-    bs = np.atleast_1d(np.asarray(batch, dtype=np.int64))
-    cs = np.atleast_1d(np.asarray(context, dtype=np.int64))
-    tps = np.atleast_1d(np.asarray(tp, dtype=np.int64))
-    if (bs <= 0).any():
-        raise ValueError("batch: every value must be a positive integer")
-    if (cs <= 0).any():
-        raise ValueError("context: every value must be a positive integer")
-    for t in np.unique(tps):
-        check_tp(m, int(t))
-    act_bytes = act_bytes if act_bytes is not None else (4 if weight_bytes >= 4 else 2)
-    opts = Options(**{"kv_cache": phase != "no_cache", **options})
-    B_, C_, T_ = np.meshgrid(bs, cs, tps, indexing="ij")
-    if phase == "decode":
-        qv, cv = np.ones_like(C_), C_
-    elif phase == "verify":
-        qv, cv = np.full_like(C_, gamma + 1), C_
-    else:
-        qv, cv = C_, np.zeros_like(C_)
-    ops, fn = _compiled_totals(spec_flags(m), opts)
-    vals = fn(m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.head_dim, m.d_ff, m.vocab_size,
-              B_, qv, cv, T_, weight_bytes, act_bytes, kv_bytes)
-    # per op: (flops, bytes, comm) × occurrences, left un-broadcast where they can be
-    per_op = [(op, *(np.asarray(v, dtype=float) * (m.n_layers if op.per_layer else 1)
-                     for v in vals[3 * i:3 * i + 3])) for i, op in enumerate(ops)]
-    shape = B_.shape
-    flops = np.zeros(shape)
-    nbytes = np.zeros(shape)
-    for _, f, b, _ in per_op:
-        flops += f
-        nbytes += b
-    n_params = param_count(m)
-    kv_gpu = KV_PER_REQUEST_PER_GPU(n_layers=m.n_layers, n_kv_heads=m.n_kv_heads,
-                                    head_dim=m.head_dim, context=cv + qv, tp=T_,
-                                    kv_bytes=kv_bytes)
-    # the no-cache baseline keeps no KV cache between steps: only the weights must fit
-    need = n_params * weight_bytes / T_ + (0 if phase == "no_cache" else B_ * kv_gpu)
-    tpf = T_.astype(float)
-    ring = np.where(tpf > 1, 2 * (tpf - 1) / tpf, 0.0)
-    new_tokens = B_ * qv if phase != "no_cache" else B_
-    frames = []
-    names = list(dict.fromkeys(h.name for h in hws))
-    for h in hws:
-        if (tps > 1).any() and h.interconnect_bandwidth <= 0:
-            raise ValueError(f"tp: {h.name} has no interconnect bandwidth")
-        mach = Machine.of(h, resolve_dtype(h, dtype, weight_bytes), kernel_overhead)
-        peak, bw = eta_c * mach.peak, eta_m * mach.bandwidth
-        ratio = peak / bw
-        time = np.zeros(shape)       # accumulates peak · t (divided by peak at the end)
-        comm_time = np.zeros(shape)
-        compute = flops / peak
-        for op, f, b, comm in per_op:
-            t = roofline_time(f, b * ratio)   # in units of peak · seconds
-            time += t
-            if op.kernels and mach.kernel_overhead:
-                time += op.kernels * mach.kernel_overhead * peak * \
-                    (m.n_layers if op.per_layer else 1) * ((f + b) > 0)
-            if comm.any() and (tpf > 1).any():
-                comm_time += comm * ring / max(mach.link_bandwidth, 1e-30) + \
-                    np.where(tpf > 1, mach.link_latency, 0) * (m.n_layers if op.per_layer else 1)
-        time = time / peak + comm_time
-        memory = nbytes / bw
-        bound = np.where(comm_time > np.maximum(compute, memory), 2,
-                         np.where(compute < memory, 1, 0))
-        frames.append(pd.DataFrame({
-            "hardware": pd.Categorical.from_codes(
-                np.full(B_.size, names.index(h.name), dtype=np.int16), names),
-            "dtype": pd.Categorical.from_codes(
-                np.full(B_.size, DTYPES.index(mach.dtype), dtype=np.int8), DTYPES),
-            "batch": B_.ravel(), "context": C_.ravel(), "tp": T_.ravel(),
-            "flops": flops.ravel(), "bytes": nbytes.ravel(),
-            "intensity": (flops / nbytes).ravel(), "time_s": time.ravel(),
-            "bound": pd.Categorical.from_codes(bound.ravel().astype(np.int8),
-                                               ["compute", "memory", "communication"]),
-            "tokens_per_s": (new_tokens / time).ravel(),
-            "fits": (need <= mem_util * h.memory_bytes).ravel(),
-        }))
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-
-
-def sweep_grid_size(*axes: Sequence) -> int:
-    """Number of points of a cartesian product (for benchmarks and progress messages)."""
-    return int(np.prod([len(a) for a in axes]))
-
-
-def loop_reference(m, hw, points: Sequence[tuple[int, int, int]], **kw) -> list[float]:
-    """A plain Python loop over (batch, context, tp) calling :func:`decode_step` point by point —
-    the baseline the sweep benchmark compares against."""
-    return [decode_step(m, hw, context=ctx, batch=b, tp=t, **kw).time
-            for b, ctx, t in points]
-
-
-__all__ = ["Analysis", "Generation", "Machine", "analyze", "decode_step", "evaluate_ops",
-           "generation", "no_cache_step", "op_times", "prefill", "roofline_time",
-           "sum_max_linear", "sweep", "verify_step"]
+    check_alpha(alpha)
+    check_int("gamma", gamma, 1, MAX_GAMMA)
+    extra = {"token": 0.0, "draft": 0.0, "verify": 0.0, "rejection": 0.0}
+    for key, value in (overheads or {}).items():
+        if key not in extra:
+            raise ValueError(f"overheads: unknown key {key!r} (choose from {', '.join(extra)})")
+        extra[key] = float(value)
+    t_target = decode_step(target, hw, context, batch, **kw).time + extra["token"]
+    draft_kw = {**kw, "lm_head": draft_lm_head}
+    t_draft0 = decode_step(draft, hw, context, batch, **draft_kw).time + extra["draft"]
+    t_drafts = decode_steps_time(draft, hw, context, gamma, batch, **draft_kw) \
+        + gamma * extra["draft"]
+    t_verify = (verify_step(target, hw, gamma, context, batch, **{**kw, "lm_head":
+                                                                   verify_lm_head}).time
+                + extra["verify"] + (1 - alpha**gamma) * extra["rejection"])
+    ratio = t_draft0 / t_target
+    e = float(expected_tokens(alpha, gamma))
+    return {"target_step_s": t_target, "draft_step_s": t_draft0, "drafts_s": t_drafts,
+            "verify_s": t_verify, "cost_ratio": ratio, "expected_tokens": e,
+            "speedup": e * t_target / (t_drafts + t_verify),
+            "speedup_simple": float(speedup(alpha, gamma, ratio)),
+            "verify_over_step": t_verify / t_target}
 
 
 # ---------------------------------------------------------------- symbolic: B_crit, Σ decode
 @cache
 def _critical_batch_expr(flags: tuple, options: Options) -> sp.Expr:
-    from costmodel.ops import total_expr
-    from costmodel.symbols import beta, eta_c, eta_m, pi, s
-
     F = total_expr(flags, "flops", options).subs({q: 1, c: s, TP: 1})
     Q = total_expr(flags, "bytes", options).subs({q: 1, c: s, TP: 1})
     (solution,) = sp.solve(sp.Eq(F / (eta_c * pi), Q / (eta_m * beta)), B)
@@ -518,20 +494,22 @@ def critical_batch_formula(m: ModelSpec | str, **options) -> Formula:
 
 def critical_batch(m: ModelSpec | str, hw: HardwareSpec | str, context: int,
                    weight_bytes: float = 2, kv_bytes: float = 2, act_bytes: float | None = None,
-                   dtype: str | None = None, eta_c: float = 1.0, eta_m: float = 1.0,
-                   **options) -> float:
+                   dtype: str | None = None, eta_c: float | None = None,
+                   eta_m: float | None = None, **options) -> float:
     """Numeric B_crit (float; ``inf`` when decode never turns compute-bound, e.g. when each
-    request's KV reads alone keep the intensity under the ridge point)."""
-    from costmodel.symbols import model_values
-
+    request's KV reads alone keep the intensity under the ridge point). The efficiencies default
+    to the hardware's η_c and η_m."""
     m, hw = model_preset(m), hardware_preset(hw)
     check_positive_int("context", context)
-    act_bytes = act_bytes if act_bytes is not None else (4 if weight_bytes >= 4 else 2)
+    act_bytes = default_act_bytes(weight_bytes) if act_bytes is None else act_bytes
+    for name, value in (("weight_bytes", weight_bytes), ("kv_bytes", kv_bytes),
+                        ("act_bytes", act_bytes)):
+        check_element_bytes(name, value)
+    mach = Machine.of(hw, dtype, weight_bytes, eta_c=eta_c, eta_m=eta_m)
     f = critical_batch_formula(m, **options)
     values = dict(model_values(m), context=context, weight_bytes=weight_bytes,
-                  kv_bytes=kv_bytes, act_bytes=act_bytes, eta_c=eta_c, eta_m=eta_m,
-                  peak=hw.peak(resolve_dtype(hw, dtype, weight_bytes)),
-                  bandwidth=hw.bandwidth)
+                  kv_bytes=kv_bytes, act_bytes=act_bytes, eta_c=mach.efficiency.eta_c,
+                  eta_m=mach.efficiency.eta_m, peak=mach.peak, bandwidth=hw.bandwidth)
     value = float(f(**{k: v for k, v in values.items() if k in f.free_names}))
     return value if value > 0 else float("inf")
 
@@ -539,9 +517,6 @@ def critical_batch(m: ModelSpec | str, hw: HardwareSpec | str, context: int,
 def decode_time_formula(m: ModelSpec | str, **options) -> Formula:
     """Σ_{j=0}^{g−2} Q(q=1, c=s+j) / (η_m·β): all decode steps of a g-token generation after an
     s-token prompt when every step is memory-bound, summed in closed form (sympy)."""
-    from costmodel.ops import total_expr
-    from costmodel.symbols import beta, eta_m, g, s
-
     m = model_preset(m)
     j = sp.Symbol("j", nonnegative=True, integer=True)
     Q = total_expr(spec_flags(m), "bytes", Options(**options)).subs({q: 1, TP: 1, c: s + j})
@@ -549,3 +524,9 @@ def decode_time_formula(m: ModelSpec | str, **options) -> Formula:
     return Formula("decode_time", total_bytes / (eta_m * beta), "s",
                    "memory-bound time of all decode steps (closed form)",
                    symbol=r"T_{\mathrm{decode}}")
+
+
+__all__ = ["Analysis", "Compiled", "Generation", "analyze", "analyze_phase", "chunk_step",
+           "compiled", "critical_batch", "critical_batch_formula", "decode_step",
+           "decode_steps_time", "decode_time_formula", "default_act_bytes", "generation",
+           "no_cache_step", "prefill", "speculative_speedup", "sum_max_linear", "verify_step"]

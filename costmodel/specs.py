@@ -1,29 +1,48 @@
-"""Specs: what a model, a machine and a workload are (plain frozen dataclasses, validated).
+"""Specs: what a model and a machine are, as far as cost is concerned (frozen, validated data).
 
-Units inside the package are SI and exact: bytes, bytes/s, FLOP/s, seconds. GB (1e9) and GiB
-(2**30) appear only when something is displayed, and are then named.
+Units are SI and exact: bytes, bytes/s, FLOP/s, seconds. GB (1e9) and GiB (2**30) appear only
+when something is displayed, and are then named. Nothing here computes a cost: the formulas
+live in the modules above (params, kvcache, ops, pricing).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from costmodel.errors import check_choice, check_positive_int, check_positive_number
+from costmodel.checks import (
+    check_bool,
+    check_choice,
+    check_dim,
+    check_fraction,
+    check_int,
+    check_mapping,
+    check_nonneg_number,
+    check_positive_number,
+    check_text,
+)
+from costmodel.files import atomic_write_text, read_json
 
 NORMS = ("layernorm", "rmsnorm")
 POSITIONS = ("learned", "rotary")
 ACTIVATIONS = ("gelu", "silu", "relu")
 DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
+MODEL_FLAGS = ("gated_mlp", "qkv_bias", "out_bias", "mlp_bias", "lm_head_bias",
+               "tied_embeddings")
+#: Physical bounds of a machine description (refused beyond: they are typos, not machines).
+MAX_MEMORY_BYTES = 2**60          # 1 EiB per device
+MAX_BANDWIDTH = 1e17              # bytes/s (100 PB/s)
+MAX_PEAK = 1e21                   # FLOP/s (1 ZFLOP/s)
+MAX_LATENCY = 1.0                 # seconds per all-reduce or per kernel
+MAX_WATTS = 1e6
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A decoder-only transformer, as far as cost is concerned.
+    """A decoder-only transformer.
 
     ``n_kv_heads`` defaults to ``n_heads`` (MHA), ``head_dim`` to ``d_model / n_heads`` and
     ``d_ff`` to ``4 * d_model``. ``gated_mlp`` means SwiGLU (three d×d_ff matrices: gate, up,
@@ -31,6 +50,7 @@ class ModelSpec:
     or ``rmsnorm`` (weight only). ``qkv_bias``/``out_bias``/``mlp_bias``/``lm_head_bias`` say
     which linears carry a bias. ``tied_embeddings`` shares the LM head with the token table.
     ``positions`` is ``learned`` (a ``max_context × d_model`` table) or ``rotary`` (no weights).
+    Sizes are integers in [1, 2**31 - 1].
     """
 
     name: str
@@ -54,41 +74,34 @@ class ModelSpec:
     source: str = ""
 
     def __post_init__(self) -> None:
+        put = object.__setattr__
+        put(self, "name", check_text("name", self.name))
         for name in ("n_layers", "d_model", "n_heads", "vocab_size", "max_context"):
-            check_positive_int(name, getattr(self, name))
+            put(self, name, check_dim(name, getattr(self, name)))
         if self.n_kv_heads is None:
-            object.__setattr__(self, "n_kv_heads", self.n_heads)
-        check_positive_int("n_kv_heads", self.n_kv_heads)
+            put(self, "n_kv_heads", self.n_heads)
+        put(self, "n_kv_heads", check_dim("n_kv_heads", self.n_kv_heads))
         if self.head_dim is None:
             if self.d_model % self.n_heads:
                 raise ValueError(
                     f"n_heads: {self.n_heads} heads do not divide d_model={self.d_model}; "
-                    "choose n_heads dividing d_model or give head_dim explicitly"
-                )
-            object.__setattr__(self, "head_dim", self.d_model // self.n_heads)
-        check_positive_int("head_dim", self.head_dim)
+                    "choose n_heads dividing d_model or give head_dim explicitly")
+            put(self, "head_dim", self.d_model // self.n_heads)
+        put(self, "head_dim", check_dim("head_dim", self.head_dim))
         if self.d_ff is None:
-            object.__setattr__(self, "d_ff", 4 * self.d_model)
-        check_positive_int("d_ff", self.d_ff)
+            put(self, "d_ff", 4 * self.d_model)
+        put(self, "d_ff", check_dim("d_ff", self.d_ff))
         if self.n_heads % self.n_kv_heads:
             raise ValueError(
                 f"n_kv_heads: {self.n_kv_heads} KV heads do not divide n_heads={self.n_heads} "
-                "(grouped-query attention needs n_heads to be a multiple of n_kv_heads)"
-            )
+                "(grouped-query attention needs n_heads to be a multiple of n_kv_heads)")
         check_choice("norm", self.norm, NORMS)
         check_choice("positions", self.positions, POSITIONS)
         check_choice("activation", self.activation, ACTIVATIONS)
-        for name in ("gated_mlp", "qkv_bias", "out_bias", "mlp_bias", "lm_head_bias",
-                     "tied_embeddings"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name}: must be true or false, got {getattr(self, name)!r}")
-
-    @property
-    def param_count(self) -> int:
-        """Exact number of parameters (see :func:`costmodel.params.param_count`)."""
-        from costmodel.params import param_count
-
-        return param_count(self)
+        for name in MODEL_FLAGS:
+            check_bool(name, getattr(self, name))
+        if not isinstance(self.source, str):
+            raise ValueError(f"source: must be text, got {type(self.source).__name__}")
 
     @property
     def group_size(self) -> int:
@@ -104,32 +117,37 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
+        check_mapping("model spec", data)
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(str(k) for k in set(data) - known)
         if unknown:
             raise ValueError(f"model spec: unknown field(s) {unknown}; known: {sorted(known)}")
+        missing = sorted({"name", "n_layers", "d_model", "n_heads", "vocab_size",
+                          "max_context"} - set(data))
+        if missing:
+            raise ValueError(f"model spec: missing field(s) {missing}")
         return cls(**dict(data))
-
-    @classmethod
-    def from_hf_config(cls, path_or_dict: str | Path | Mapping[str, Any],
-                       name: str | None = None) -> ModelSpec:
-        """Read a Hugging Face ``config.json`` (gpt2, llama, mistral, qwen2) into a ModelSpec."""
-        from costmodel.hfconfig import spec_from_hf_config
-
-        return spec_from_hf_config(path_or_dict, name=name)
 
 
 @dataclass(frozen=True)
 class HardwareSpec:
-    """One accelerator (or CPU) as the roofline sees it.
+    """One accelerator (or CPU) as the roofline sees it, with the efficiencies it reaches.
 
     ``memory_bytes`` is what the device reports (an "80 GB" A100 reports 80 GiB), with the
     marketed figure in ``memory_marketed``. ``bandwidth`` is memory bandwidth in bytes/s.
     ``peak_flops`` maps a dtype (fp32, tf32, fp16, bf16, fp8, int8) to the *dense* peak in
     FLOP/s (a multiply-add counts 2). ``interconnect_bandwidth`` is bytes/s per direction per GPU
     for tensor-parallel all-reduce, ``interconnect_latency`` seconds per all-reduce.
-    ``kernel_overhead`` is a fixed cost per operator (seconds; 0 for datasheet presets, measured by
-    ``costmodel calibrate``).
+
+    Efficiencies (the typed fields that :mod:`costmodel.pricing` applies to every operator;
+    datasheet presets are ideal: all 1, no overhead; ``costmodel validate`` fits them):
+
+    * ``eta_c`` — fraction of the peak a matmul reaches; ``eta_c_skinny`` the fraction a weight
+      matmul of at most ``skinny_rows`` rows reaches (decode GEMVs; ``None`` = ``eta_c``);
+    * ``eta_m`` — fraction of the bandwidth a matmul or attention operator streams at;
+      ``eta_m_elementwise`` the fraction of the elementwise and copy passes (``None`` =
+      ``eta_m``);
+    * ``kernel_overhead`` — a fixed cost in seconds per modelled kernel launch.
     """
 
     name: str
@@ -141,31 +159,51 @@ class HardwareSpec:
     interconnect_latency: float = 0.0
     tdp_watts: float = 0.0
     kernel_overhead: float = 0.0
+    eta_c: float = 1.0
+    eta_m: float = 1.0
+    eta_c_skinny: float | None = None
+    eta_m_elementwise: float | None = None
+    skinny_rows: int = 8
     source: str = ""
     notes: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_positive_int("memory_bytes", self.memory_bytes)
-        check_positive_number("bandwidth", self.bandwidth)
+        put = object.__setattr__
+        put(self, "name", check_text("name", self.name))
+        put(self, "memory_bytes", check_int("memory_bytes", self.memory_bytes, 1,
+                                            MAX_MEMORY_BYTES))
+        put(self, "bandwidth", check_positive_number("bandwidth", self.bandwidth,
+                                                     MAX_BANDWIDTH))
+        check_mapping("peak_flops", self.peak_flops)
         if not self.peak_flops:
             raise ValueError("peak_flops: give at least one dtype's peak FLOP/s")
+        peaks = {}
         for dtype, value in self.peak_flops.items():
             check_choice("peak_flops dtype", dtype, DTYPES)
-            check_positive_number(f"peak_flops[{dtype}]", value)
-        for name in ("interconnect_bandwidth", "interconnect_latency", "tdp_watts",
-                     "kernel_overhead"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
-                raise ValueError(f"{name}: must be a number >= 0, got {value!r}")
-        object.__setattr__(self, "peak_flops", dict(self.peak_flops))
+            peaks[dtype] = check_positive_number(f"peak_flops[{dtype}]", value, MAX_PEAK)
+        put(self, "peak_flops", peaks)
+        put(self, "interconnect_bandwidth", check_nonneg_number(
+            "interconnect_bandwidth", self.interconnect_bandwidth, MAX_BANDWIDTH))
+        for name, hi in (("interconnect_latency", MAX_LATENCY), ("tdp_watts", MAX_WATTS),
+                         ("kernel_overhead", MAX_LATENCY)):
+            put(self, name, check_nonneg_number(name, getattr(self, name), hi))
+        for name in ("eta_c", "eta_m"):
+            put(self, name, check_fraction(name, getattr(self, name)))
+        for name in ("eta_c_skinny", "eta_m_elementwise"):
+            if getattr(self, name) is not None:
+                put(self, name, check_fraction(name, getattr(self, name)))
+        put(self, "skinny_rows", check_int("skinny_rows", self.skinny_rows, 1, 2**31 - 1))
+        for name in ("memory_marketed", "source", "notes"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name}: must be text, got {type(getattr(self, name)).__name__}")
+        put(self, "extra", dict(check_mapping("extra", self.extra)))
 
     def peak(self, dtype: str) -> float:
         """Dense peak FLOP/s for ``dtype``; ValueError if this hardware has no such path."""
         if dtype not in self.peak_flops:
             raise ValueError(
-                f"dtype: {self.name} has no {dtype!r} peak; it has {sorted(self.peak_flops)}"
-            )
+                f"dtype: {self.name} has no {dtype!r} peak; it has {sorted(self.peak_flops)}")
         return self.peak_flops[dtype]
 
     def ridge_point(self, dtype: str) -> float:
@@ -183,8 +221,9 @@ class HardwareSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HardwareSpec:
+        check_mapping("hardware spec", data)
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(str(k) for k in set(data) - known)
         if unknown:
             raise ValueError(f"hardware spec: unknown field(s) {unknown}; known: {sorted(known)}")
         missing = sorted({"name", "memory_bytes", "bandwidth", "peak_flops"} - set(data))
@@ -194,24 +233,24 @@ class HardwareSpec:
 
     def save(self, path: str | Path) -> None:
         """Write as JSON (atomically: a temp file renamed into place)."""
-        from costmodel.errors import atomic_write_text
-
-        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2, sort_keys=True))
+        atomic_write_text(path, to_json(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> HardwareSpec:
-        """Read a JSON hardware file (e.g. written by ``costmodel calibrate``)."""
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise ValueError(f"hardware file: {p} does not exist") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"hardware file: {p} is not valid JSON ({e.msg}, line {e.lineno})")\
-                from None
+        """Read a JSON hardware file (e.g. written by ``costmodel calibrate``); errors name the
+        file and the field."""
+        data = read_json(path, "hardware file")
         if not isinstance(data, dict):
-            raise ValueError(f"hardware file: {p} must hold a JSON object")
-        return cls.from_dict(data)
+            raise ValueError(f"hardware file {path}: must hold a JSON object")
+        try:
+            return cls.from_dict(data)
+        except ValueError as e:
+            raise ValueError(f"hardware file {path}: {e}") from None
+
+
+def to_json(data: Any) -> str:
+    """Pretty, sorted JSON; non-finite floats are refused (JSON has none)."""
+    return json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
 
 
 def dtype_for_bytes(hw: HardwareSpec, nbytes: float) -> str:
@@ -223,3 +262,7 @@ def dtype_for_bytes(hw: HardwareSpec, nbytes: float) -> str:
         if dtype in hw.peak_flops:
             return dtype
     return next(iter(hw.peak_flops))
+
+
+__all__ = ["ACTIVATIONS", "DTYPES", "HardwareSpec", "MODEL_FLAGS", "ModelSpec", "NORMS",
+           "POSITIONS", "dtype_for_bytes", "to_json"]

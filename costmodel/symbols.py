@@ -2,6 +2,11 @@
 
 Each symbol has a Python name (the keyword a caller passes a number under) and a LaTeX name
 (what a formula prints). ``model_values(spec)`` gives a ModelSpec's numbers under those names.
+
+One name per quantity: ``context`` (s) is the tokens a sequence holds before a pass (the prompt
+length of a prefill), ``new_tokens`` (q) the tokens a pass adds, ``cached_tokens`` (c) the
+tokens it attends to from the cache — a phase is a substitution of (q, c) in terms of s
+(:mod:`costmodel.workload`).
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ b_e = sp.Symbol("b", positive=True)            # bytes per element (the E0294 te
 # speculative decoding
 alpha = sp.Symbol(r"\alpha", nonnegative=True)  # acceptance rate
 gamma = sp.Symbol(r"\gamma", **_pos_int)        # drafted tokens per iteration
-c_ratio = sp.Symbol("c", positive=True)         # cost ratio T_draft / T_target
+c_ratio = sp.Symbol(r"c_{\mathrm{draft}}", positive=True)  # cost ratio T_draft / T_target
 
 #: Python keyword → symbol, for every symbol a caller may give a number for.
 BY_NAME: dict[str, sp.Symbol] = {

@@ -134,7 +134,7 @@ def test_custom_model_starts_from_the_preset_and_edits():
     assert at.number_input(key="m_n_layers").value == 32
     assert metric(at, "Parameters") == f"{LLAMA3_8B_PARAMS:,}"
     change(at, "number_input", "m_n_layers", 16)
-    expected = cm.model("llama3-8b").replace(n_layers=16).param_count
+    expected = cm.param_count(cm.model("llama3-8b").replace(n_layers=16))
     assert metric(at, "Parameters") == f"{expected:,}"
     assert at.query_params["m_n_layers"] in ("16", ["16"])
     # what the user typed survives a trip to a preset and back
@@ -258,7 +258,7 @@ def test_speculative_page():
     at = page(run(), "Speculative decoding")
     assert not at.error
     assert metric(at, "Expected tokens") == f"{(1 - 0.75**6) / 0.25:.3f}"
-    r = cm.speculative.speedup_roofline(cm.model("llama3-8b"), cm.model("gpt2"),
+    r = cm.speculative_speedup(cm.model("llama3-8b"), cm.model("gpt2"),
                                         cm.hardware("a100-80gb"), 0.75, 5, context=1024)
     assert metric(at, "Speedup (roofline)") == f"{r['speedup']:.3f}×"
     assert metric(at, "Optimal γ") == str(cm.speculative.optimal_gamma(0.75, r["cost_ratio"]))

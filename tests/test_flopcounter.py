@@ -14,6 +14,7 @@ transformers = pytest.importorskip("transformers")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import costmodel as cm  # noqa: E402
+from costmodel.hfconfig import spec_from_hf_config  # noqa: E402
 
 BATCH, PROMPT = 2, 17
 N_LAYER, N_EMBD, N_HEAD, VOCAB = 2, 64, 4, 1000
@@ -64,7 +65,7 @@ def _by_operator(fc: FlopCounterMode) -> dict[str, int]:
 
 
 def _ours(cfg, new_tokens: int, cached_tokens: int) -> dict[str, float]:
-    spec = cm.ModelSpec.from_hf_config(cfg.to_dict())
+    spec = spec_from_hf_config(cfg.to_dict())
     a = cm.analyze(spec, "a100-80gb", batch=BATCH, new_tokens=new_tokens,
                    cached_tokens=cached_tokens, lm_head="all")
     return dict(zip(a.ops["op"], a.ops["flops"], strict=True))
@@ -89,7 +90,7 @@ DECODE = {"qkv_proj": 98_304, "qk_scores": 9_216, "attn_v": 9_216, "out_proj": 3
 
 def test_spec_from_hf_config(hf):
     cfg = hf[0]
-    spec = cm.ModelSpec.from_hf_config(cfg.to_dict())
+    spec = spec_from_hf_config(cfg.to_dict())
     assert (spec.n_layers, spec.d_model, spec.n_heads, spec.d_ff, spec.vocab_size) == \
         (N_LAYER, N_EMBD, N_HEAD, 4 * N_EMBD, VOCAB)
 

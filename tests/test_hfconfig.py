@@ -7,6 +7,7 @@ import json
 import pytest
 
 import costmodel as cm
+from costmodel.hfconfig import spec_from_hf_config
 from costmodel.hfconfig import load_config
 
 # As published on the Hugging Face hub (abridged to the fields that matter plus some noise).
@@ -62,15 +63,15 @@ def write(tmp_path, data) -> str:
 def test_round_trip_equals_preset(tmp_path, config, preset):
     path = write(tmp_path, config)
     for where in (path, tmp_path, config):  # a file, its folder, or the parsed dict
-        spec = cm.ModelSpec.from_hf_config(where, name=preset)
+        spec = spec_from_hf_config(where, name=preset)
         expected = cm.model(preset)
         for field in COST_FIELDS:
             assert getattr(spec, field) == getattr(expected, field), field
-        assert spec.param_count == expected.param_count
+        assert cm.param_count(spec) == cm.param_count(expected)
 
 
 def test_qwen2(tmp_path):
-    spec = cm.ModelSpec.from_hf_config(write(tmp_path, QWEN2_05B))
+    spec = spec_from_hf_config(write(tmp_path, QWEN2_05B))
     assert (spec.n_layers, spec.d_model, spec.n_heads, spec.n_kv_heads, spec.head_dim) == \
         (24, 896, 14, 2, 64)                      # 896 / 14 = 64
     assert spec.qkv_bias and not spec.out_bias    # Qwen2: bias on q, k, v only
@@ -78,47 +79,47 @@ def test_qwen2(tmp_path):
     assert spec.source.startswith("Hugging Face config.json")
     # Hand algebra: 151936·896 + 24·(896·896 + 2·896·128 + 896·896 + (896 + 256) bias
     #   + 3·896·4864 + 2·896) + 896 = 136,134,656 + 24·14,912,384 + 896 = 494,032,768
-    assert spec.param_count == 494_032_768
+    assert cm.param_count(spec) == 494_032_768
 
 
 def test_name_defaults(tmp_path):
-    assert cm.ModelSpec.from_hf_config(GPT2).name == "gpt2"  # the model_type
+    assert spec_from_hf_config(GPT2).name == "gpt2"  # the model_type
     named = GPT2 | {"_name_or_path": "openai-community/gpt2"}
-    assert cm.ModelSpec.from_hf_config(named).name == "openai-community/gpt2"
+    assert spec_from_hf_config(named).name == "openai-community/gpt2"
 
 
 def test_null_optional_fields_use_defaults():
     # save_pretrained writes "n_inner": null (= 4 · n_embd) and may write "head_dim": null
-    spec = cm.ModelSpec.from_hf_config(GPT2 | {"n_inner": None})
+    spec = spec_from_hf_config(GPT2 | {"n_inner": None})
     assert spec.d_ff == 4 * 768
-    spec = cm.ModelSpec.from_hf_config(LLAMA3_8B | {"head_dim": None})
+    spec = spec_from_hf_config(LLAMA3_8B | {"head_dim": None})
     assert spec.head_dim == 128
 
 
 def test_explicit_head_dim_and_gqa_default():
-    spec = cm.ModelSpec.from_hf_config(LLAMA3_8B | {"head_dim": 256})
+    spec = spec_from_hf_config(LLAMA3_8B | {"head_dim": 256})
     assert spec.head_dim == 256
     mha = {k: v for k, v in LLAMA3_8B.items() if k != "num_key_value_heads"}
-    assert cm.ModelSpec.from_hf_config(mha).n_kv_heads == 32  # absent → MHA
+    assert spec_from_hf_config(mha).n_kv_heads == 32  # absent → MHA
 
 
 def test_transformers_configs_round_trip():
     transformers = pytest.importorskip("transformers")
-    gpt2 = cm.ModelSpec.from_hf_config(transformers.GPT2Config().to_dict())
-    assert gpt2.param_count == 124_439_808   # GPT2Config's defaults are GPT-2 small
-    llama = cm.ModelSpec.from_hf_config(transformers.LlamaConfig(**{
+    gpt2 = spec_from_hf_config(transformers.GPT2Config().to_dict())
+    assert cm.param_count(gpt2) == 124_439_808   # GPT2Config's defaults are GPT-2 small
+    llama = spec_from_hf_config(transformers.LlamaConfig(**{
         k: v for k, v in LLAMA3_8B.items() if k not in ("architectures", "model_type")
     }).to_dict())
-    assert llama.param_count == 8_030_261_248
+    assert cm.param_count(llama) == 8_030_261_248
 
 
 # --- errors -----------------------------------------------------------------------------
 
 def test_missing_file(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
-        cm.ModelSpec.from_hf_config(tmp_path / "config.json")
+        spec_from_hf_config(tmp_path / "config.json")
     with pytest.raises(ValueError, match="does not exist"):
-        cm.ModelSpec.from_hf_config(tmp_path)  # a folder without config.json
+        spec_from_hf_config(tmp_path)  # a folder without config.json
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -129,14 +130,14 @@ def test_missing_file(tmp_path):
 ])
 def test_malformed_file(tmp_path, content, message):
     with pytest.raises(ValueError, match=message):
-        cm.ModelSpec.from_hf_config(write(tmp_path, content))
+        spec_from_hf_config(write(tmp_path, content))
 
 
 def test_binary_file(tmp_path):
     path = tmp_path / "config.json"
     path.write_bytes(b"\xff\xfe\x00\x01")
     with pytest.raises(ValueError, match="not valid JSON"):
-        cm.ModelSpec.from_hf_config(path)
+        spec_from_hf_config(path)
 
 
 @pytest.mark.parametrize(("config", "field"), [
@@ -146,7 +147,7 @@ def test_binary_file(tmp_path):
 ])
 def test_missing_field(config, field):
     with pytest.raises(ValueError, match=f"missing field '{field}'"):
-        cm.ModelSpec.from_hf_config(config)
+        spec_from_hf_config(config)
 
 
 @pytest.mark.parametrize(("config", "field"), [
@@ -159,17 +160,17 @@ def test_missing_field(config, field):
 ])
 def test_wrong_type(config, field):
     with pytest.raises(ValueError, match=field):
-        cm.ModelSpec.from_hf_config(config)
+        spec_from_hf_config(config)
 
 
 def test_unknown_activation():
     with pytest.raises(ValueError, match="activation"):
-        cm.ModelSpec.from_hf_config(LLAMA3_8B | {"hidden_act": "tanh"})
+        spec_from_hf_config(LLAMA3_8B | {"hidden_act": "tanh"})
 
 
 def test_inconsistent_dims_name_the_spec_field():
     with pytest.raises(ValueError, match="n_kv_heads"):
-        cm.ModelSpec.from_hf_config(LLAMA3_8B | {"num_key_value_heads": 5})
+        spec_from_hf_config(LLAMA3_8B | {"num_key_value_heads": 5})
 
 
 def test_unsupported_model_type_names_what_it_did_not_understand():
@@ -177,7 +178,7 @@ def test_unsupported_model_type_names_what_it_did_not_understand():
               "num_hidden_layers": 32, "multi_query": True, "new_decoder_architecture": False,
               "parallel_attn": True, "vocab_size": 65024, "bias": False}
     with pytest.raises(ValueError) as e:
-        cm.ModelSpec.from_hf_config(falcon)
+        spec_from_hf_config(falcon)
     msg = str(e.value)
     assert "'falcon'" in msg and "not supported" in msg
     assert "gpt2, llama, mistral, qwen2" in msg
@@ -189,7 +190,7 @@ def test_unsupported_model_type_names_what_it_did_not_understand():
 
 def test_missing_model_type():
     with pytest.raises(ValueError, match="model_type None"):
-        cm.ModelSpec.from_hf_config({"hidden_size": 8})
+        spec_from_hf_config({"hidden_size": 8})
 
 
 def test_load_config_passes_dicts_through():

@@ -44,7 +44,8 @@ def test_exact_counts_beside_them():
 def test_symbolic_formulas_are_the_hand_ones():
     import sympy as sp
 
-    from costmodel.symbols import B, N, b_e, d
+    from costmodel.symbols import B, N, b_e
+    from costmodel.symbols import d_h as d
     f = cm.attention_formulas("prefill")
     assert sp.expand(f["flops"].expr - (4 * N**2 * d + 5 * N**2)) == 0
     assert sp.expand(f["bytes"].expr - (4 * N * d + 4 * N**2) * b_e) == 0

@@ -296,8 +296,8 @@ def check_kv_measured(r: dict) -> None:
     assert list(blocks)[0] == "gpt-mini"
     import costmodel as cm
 
-    assert gpt_params(6, 192) == cm.model("gpt-mini").param_count == 12_712_128
-    assert blocks["gpt-mini"]["params_m"] == round(cm.model("gpt-mini").param_count / 1e6, 1)
+    assert gpt_params(6, 192) == cm.param_count(cm.model("gpt-mini")) == 12_712_128
+    assert blocks["gpt-mini"]["params_m"] == round(cm.param_count(cm.model("gpt-mini")) / 1e6, 1)
     if "gpt2" in blocks:      # block size 2048: 124,439,808 + 1024 · 768 more position rows
         assert blocks["gpt2"]["params_m"] == round(gpt_params(12, 768) / 1e6, 1) == 125.2
     for block in blocks.values():

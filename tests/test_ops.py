@@ -105,14 +105,14 @@ def test_fused_difference_is_the_score_traffic():
 
 def test_causal_half_counts_lower_triangle():
     # prefill of s tokens: A = s(s+1)/2 score pairs instead of s²
-    half = cm.prefill("gpt2", "t4", prompt=100, causal="half").ops.set_index("op")
-    full = cm.prefill("gpt2", "t4", prompt=100).ops.set_index("op")
+    half = cm.prefill("gpt2", "t4", context=100, causal="half").ops.set_index("op")
+    full = cm.prefill("gpt2", "t4", context=100).ops.set_index("op")
     assert half.loc["qk_scores", "flops"] * 200 == full.loc["qk_scores", "flops"] * 101
 
 
 def test_phases_are_substitutions():
     m = cm.model("gpt2")
-    pre = cm.prefill(m, "t4", prompt=64, batch=2)
+    pre = cm.prefill(m, "t4", context=64, batch=2)
     same = cm.analyze(m, "t4", batch=2, new_tokens=64, cached_tokens=0)
     assert pre.flops == same.flops and pre.bytes == same.bytes
     ver = cm.verify_step(m, "t4", gamma=4, context=100)
@@ -122,7 +122,7 @@ def test_phases_are_substitutions():
     nc = cm.no_cache_step(m, "t4", context=64, batch=2)
     assert nc.ops["kv_write"].sum() == 0 and nc.ops["kv_read"].sum() == 0
     kv_act = 2 * 12 * 2 * 64 * 768 * 2
-    with_cache = cm.prefill(m, "t4", prompt=64, batch=2)  # same reads, from the cache
+    with_cache = cm.prefill(m, "t4", context=64, batch=2)  # same reads, from the cache
     assert with_cache.ops["kv_read"].sum() == kv_act
     att = ["qk_scores", "attn_v"]
     assert (nc.ops.set_index("op").loc[att, "act_read"].sum()

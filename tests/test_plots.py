@@ -13,7 +13,7 @@ from costmodel import plots
 def _figures():
     m = cm.model("llama3-8b")
     a1 = cm.decode_step(m, "a100-80gb", context=1024)
-    a2 = cm.prefill(m, "a100-80gb", prompt=2048)
+    a2 = cm.prefill(m, "a100-80gb", context=2048)
     return {
         "roofline_chart": (plots.roofline_chart(a1, a2), ("FLOPs per byte", "TFLOP/s")),
         "roofline_chart_labels": (plots.roofline_chart(a1, labels=["decode"]),

@@ -72,8 +72,8 @@ def test_efficiencies_scale_times(llama):
     mem = cm.decode_step(llama, "a100-80gb", context=512, batch=8, eta_m=0.7)
     assert mem.memory_time == pytest.approx(base.memory_time / 0.7, rel=1e-12)
     assert mem.compute_time == pytest.approx(base.compute_time, rel=1e-12)
-    pre = cm.prefill(llama, "a100-80gb", prompt=2048)
-    pre_c = cm.prefill(llama, "a100-80gb", prompt=2048, eta_c=0.7)
+    pre = cm.prefill(llama, "a100-80gb", context=2048)
+    pre_c = cm.prefill(llama, "a100-80gb", context=2048, eta_c=0.7)
     assert pre_c.compute_time == pytest.approx(pre.compute_time / 0.7, rel=1e-12)
 
 
@@ -102,7 +102,7 @@ def test_tp1_has_no_communication(batch, q, c, name):
 @given(prompt=st.integers(1, 3000), generate=st.integers(1, 40), batch=st.integers(1, 256),
        hw=st.sampled_from(["t4", "a100-80gb", "h100-sxm"]), tp=st.sampled_from([1, 2]))
 def test_generation_closed_form_equals_loop(prompt, generate, batch, hw, tp):
-    g = cm.generation("llama3-8b", hw, prompt=prompt, generate=generate, batch=batch, tp=tp)
+    g = cm.generation("llama3-8b", hw, context=prompt, generate=generate, batch=batch, tp=tp)
     loop = sum(cm.decode_step("llama3-8b", hw, context=prompt + k - 1, batch=batch, tp=tp).time
                for k in range(1, generate))
     assert g.decode_time == pytest.approx(loop, rel=1e-9, abs=1e-15)
@@ -142,7 +142,7 @@ def test_sweep_rows_equal_analyze(phase):
                        cached_tokens=c, tp=int(row.tp), kv_cache=kv_cache)
         assert row.flops == pytest.approx(a.flops, rel=1e-12)
         assert row.bytes == pytest.approx(a.bytes, rel=1e-12)
-        assert row.time_s == pytest.approx(a.time, rel=1e-12)
+        assert row.time == pytest.approx(a.time, rel=1e-12)
 
 
 def test_sweep_matches_analyze_with_overheads():
@@ -150,7 +150,7 @@ def test_sweep_matches_analyze_with_overheads():
     df = cm.sweep("gpt2", "t4", batch=[1, 32], context=[16, 1000], **kw)
     for row in df.itertuples():
         a = cm.decode_step("gpt2", "t4", context=int(row.context), batch=int(row.batch), **kw)
-        assert row.time_s == pytest.approx(a.time, rel=1e-12)
+        assert row.time == pytest.approx(a.time, rel=1e-12)
 
 
 # ---- bad input: ValueError naming the field ------------------------------------------------
@@ -183,7 +183,7 @@ def test_sweep_bad_input():
     with pytest.raises(ValueError, match="tp"):
         cm.sweep("gpt2", "a100-80gb", tp=[1, 24])
     with pytest.raises(ValueError, match="generate"):
-        cm.generation("gpt2", "t4", prompt=10, generate=0)
+        cm.generation("gpt2", "t4", context=10, generate=0)
 
 
 def test_sweep_fits_no_cache_needs_only_the_weights():

@@ -72,7 +72,7 @@ def test_acceptance_rate_is_one_minus_tv():
 
 
 def test_speedup_roofline_consistent():
-    r = spec.speedup_roofline("gpt2-xl", "gpt2", "t4", alpha=0.75, gamma=5, context=128)
+    r = cm.speculative_speedup("gpt2-xl", "gpt2", "t4", alpha=0.75, gamma=5, context=128)
     assert 0.05 < r["cost_ratio"] < 0.12
     # verification of 6 tokens at B = 1 is still weight-bound: about one target step
     assert 1 <= r["verify_over_step"] < 1.1

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import argparse
 
-from costmodel.cli import (
+from costmodel.cli.args import (
     DEFAULT_HARDWARE,
-    GB,
-    Result,
     add_model_arguments,
     model_from_args,
     nonneg_number,
     positive_int,
     positive_number,
-    subcommand,
 )
+from costmodel.cli.registry import Result, subcommand
+from costmodel.units import GB
 
 PHASE_HELP = ("prefill: q = context, c = 0; decode: q = 1, c = context; no-cache: re-encode "
               "context tokens, c = 0; verify: q = gamma + 1, c = context")

@@ -16,7 +16,8 @@ import argparse
 import sys
 import time
 
-from costmodel.cli import Result, positive_int, positive_number, subcommand
+from costmodel.cli.args import positive_int, positive_number
+from costmodel.cli.registry import Result, subcommand
 
 
 def _progress(enabled: bool):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from costmodel.cli import Result, subcommand
+from costmodel.cli.registry import Result, subcommand
 
 BENCHMARKS = {
     "sweep": "1,000,000-point roofline sweep vs a Python loop (costmodel.sweepbench)",

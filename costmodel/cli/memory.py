@@ -1,0 +1,227 @@
+"""CLI commands of the memory model: ``presets``, ``params``, ``kv``, ``batch``."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+from costmodel.cli.args import (
+    _gb,
+    _gib,
+    add_memory_arguments,
+    add_model_arguments,
+    exact_number,
+    memory_from_args,
+    model_from_args,
+    nonneg_number,
+    positive_int,
+    positive_number,
+)
+from costmodel.cli.registry import Result, subcommand
+from costmodel.units import GB, GIB
+
+def _add_presets(p: argparse.ArgumentParser) -> None:
+    p.add_argument("which", nargs="?", choices=("models", "hardware"),
+                   help="which presets (default: both; csv/json need one)")
+
+
+def _short_source(source: str, width: int = 40) -> str:
+    short = re.split(r"\s*[(;]", source, maxsplit=1)[0].strip()
+    return short if len(short) <= width else short[: width - 1] + "…"
+
+
+def _models_result() -> Result:
+    import costmodel as cm
+
+    rows = [{"name": m.name, "layers": m.n_layers, "d_model": m.d_model, "heads": m.n_heads,
+             "kv_heads": m.n_kv_heads, "d_ff": m.d_ff, "vocab": m.vocab_size,
+             "params": m.param_count, "source": m.source}
+            for m in cm.model_presets().values()]
+    return Result(rows, title="Model presets (params: exact count, embeddings and norms included)",
+                  table_columns=[k for k in rows[0] if k != "source"])
+
+
+def _hardware_result() -> Result:
+    import costmodel as cm
+
+    rows = []
+    for hw in cm.hardware_presets().values():
+        bf16, fp16 = hw.peak_flops.get("bf16"), hw.peak_flops.get("fp16")
+        rows.append({
+            "name": hw.name, "marketed": hw.memory_marketed,
+            "memory_gib": hw.memory_bytes / GIB, "bandwidth_gbs": hw.bandwidth / GB,
+            "bf16_tflops": None if bf16 is None else bf16 / 1e12,
+            "fp16_tflops": None if fp16 is None else fp16 / 1e12,
+            "source_short": _short_source(hw.source), "source": hw.source, "notes": hw.notes,
+        })
+    return Result(rows, title="Hardware presets (memory as the device reports it; dense peaks, "
+                              "a multiply-add = 2 FLOPs)",
+                  table_columns=[k for k in rows[0] if k not in ("source", "notes")])
+
+
+@subcommand("presets", "list the model and hardware presets with their sources", _add_presets)
+def _run_presets(args: argparse.Namespace) -> list[Result]:
+    which = args.which
+    out = []
+    if which in (None, "models"):
+        out.append(_models_result())
+    if which in (None, "hardware"):
+        out.append(_hardware_result())
+    return out
+
+
+# --------------------------------------------------------------------------- params
+
+
+def _add_params(p: argparse.ArgumentParser) -> None:
+    add_model_arguments(p)
+    p.add_argument("--weight-bytes", type=positive_number, default=2, metavar="B",
+                   help="bytes per weight (2 = fp16/bf16, 1 = int8/fp8, 0.5 = int4); default 2")
+
+
+@subcommand("params", "parameters by component and weight memory", _add_params)
+def _run_params(args: argparse.Namespace) -> Result:
+    import costmodel as cm
+
+    m = model_from_args(args)
+    b = args.weight_bytes
+    breakdown = cm.param_breakdown(m)
+    total = cm.param_count(m)
+
+    def row(component: str, n: int) -> dict[str, Any]:
+        nbytes = exact_number(n * b)
+        return {"component": component, "params": n, "weight_bytes": nbytes,
+                "weight_gb": _gb(nbytes), "weight_gib": _gib(nbytes)}
+
+    rows = [row(k, v) for k, v in breakdown.items()] + [row("total", total)]
+    notes = [f"{m.name}: {total} parameters × {b} bytes per weight = {rows[-1]['weight_bytes']} "
+             f"bytes = {rows[-1]['weight_gb']:.3f} GB (1e9) = {rows[-1]['weight_gib']:.3f} GiB "
+             "(2**30)"]
+    return Result(rows, title=f"Parameters of {m.name}", notes=notes)
+
+
+# --------------------------------------------------------------------------- kv
+
+
+def _add_kv(p: argparse.ArgumentParser) -> None:
+    add_model_arguments(p)
+    p.add_argument("--context", "-c", type=positive_int, required=True, metavar="N",
+                   help="tokens held in the cache per request")
+    p.add_argument("--batch", "-b", type=positive_int, default=1, metavar="B",
+                   help="concurrent requests; default 1")
+    p.add_argument("--kv-bytes", type=positive_number, default=2, metavar="B",
+                   help="bytes per KV element (2 = fp16/bf16, 1 = fp8/int8, 0.5 = int4); "
+                        "default 2")
+
+
+@subcommand("kv", "KV-cache bytes per token, per request and for a batch", _add_kv)
+def _run_kv(args: argparse.Namespace) -> Result:
+    import costmodel as cm
+
+    m = model_from_args(args)
+    per_token = cm.kv_bytes_per_token(m, kv_bytes=args.kv_bytes)
+    per_request = cm.kv_cache_bytes(m, context=args.context, kv_bytes=args.kv_bytes)
+    batch = cm.kv_cache_bytes(m, context=args.context, batch=args.batch, kv_bytes=args.kv_bytes)
+    rows = [
+        {"quantity": "per token", "tokens": 1, "requests": 1, "bytes": per_token},
+        {"quantity": "per request", "tokens": args.context, "requests": 1, "bytes": per_request},
+        {"quantity": "batch", "tokens": args.context, "requests": args.batch, "bytes": batch},
+    ]
+    for r in rows:
+        r["gb"] = _gb(r["bytes"])
+        r["gib"] = _gib(r["bytes"])
+    notes = [f"per token = 2 (K and V) · {m.n_layers} layers · {m.n_kv_heads} KV heads · "
+             f"{m.head_dim} head dim · {args.kv_bytes} bytes = {per_token} bytes; "
+             f"× {args.context} tokens × {args.batch} requests",
+             "GB = 1e9 bytes, GiB = 2**30 bytes"]
+    return Result(rows, title=f"KV cache of {m.name}", notes=notes)
+
+
+# --------------------------------------------------------------------------- batch
+
+
+def _add_batch(p: argparse.ArgumentParser) -> None:
+    add_model_arguments(p)
+    add_memory_arguments(p)
+    p.add_argument("--contexts", "-c", type=positive_int, nargs="+", default=[1024, 2048, 4096],
+                   metavar="N", help="context lengths; default 1024 2048 4096")
+    p.add_argument("--tp", type=positive_int, nargs="+", default=None, metavar="X",
+                   help="tensor-parallel degrees; default those of 1 2 4 8 valid for the model")
+    p.add_argument("--weight-bytes", type=positive_number, default=2, metavar="B",
+                   help="bytes per weight; default 2")
+    p.add_argument("--kv-bytes", type=positive_number, default=2, metavar="B",
+                   help="bytes per KV element; default 2")
+    p.add_argument("--mem-util", type=positive_number, default=1.0, metavar="U",
+                   help="usable fraction of GPU memory, in (0, 1]; default 1.0 (vLLM uses 0.9)")
+    p.add_argument("--reserved-gib", type=nonneg_number, default=0, metavar="X",
+                   help="GiB per GPU kept for the runtime and activations; default 0")
+    p.add_argument("--convention", choices=("exact", "e0294"), default="exact",
+                   help="exact: the model's exact parameter count (default). e0294: count "
+                        "parameters as E0294 Assignment 4 Problem 1 does (no SwiGLU gate, no "
+                        "W_O, MLP biases, no norms; costmodel.conventions.e0294_param_count). "
+                        "The text reads '80 GB' as 80 GiB, which is what an A100-80GB reports; "
+                        "pass --memory-gib 80 (or the a100-80gb preset) to reproduce its table")
+
+
+@subcommand("batch", "maximum batch size per (context, TP) under a GPU's memory", _add_batch)
+def _run_batch(args: argparse.Namespace) -> Result:
+    import costmodel as cm
+    from costmodel.batch import check_tp  # noqa: F401
+
+    m = model_from_args(args)
+    memory, memory_note = memory_from_args(args)
+    notes = [f"memory per GPU: {memory_note}"]
+    if args.tp is None:
+        tps = []
+        for tp in (1, 2, 4, 8):
+            try:
+                tps.append(check_tp(m, tp))
+            except ValueError:
+                pass
+    else:
+        tps = [check_tp(m, tp) for tp in args.tp]
+    params = None
+    exact = cm.param_count(m)
+    if args.convention == "e0294":
+        params = cm.e0294_param_count(m)
+        notes.append(
+            f"--convention e0294: {params} parameters as E0294 Assignment 4 counts them "
+            f"(exact count {exact}, difference {exact - params}); "
+            "see costmodel.conventions")
+    reserved = args.reserved_gib * GIB
+    rows, reasons = [], []
+    for context in args.contexts:
+        for tp in tps:
+            plan = cm.batch_plan(m, memory, context, tp=tp, weight_bytes=args.weight_bytes,
+                                 kv_bytes=args.kv_bytes, mem_util=args.mem_util,
+                                 reserved=reserved, params=params)
+            rows.append({
+                "context": context, "tp": tp,
+                "weights_per_gpu_gib": _gib(plan.weight_bytes_per_gpu),
+                "kv_per_request_per_gpu_gib": _gib(plan.kv_bytes_per_request_per_gpu),
+                "max_batch": plan.max_batch,
+                "kv_heads_per_gpu": plan.kv_heads_per_gpu,
+                "kv_replication": plan.kv_replication,
+                "weights_per_gpu_bytes": exact_number(plan.weight_bytes_per_gpu),
+                "kv_per_request_per_gpu_bytes": exact_number(plan.kv_bytes_per_request_per_gpu),
+                "params": plan.params,
+                "reason": plan.reason,
+            })
+            if plan.max_batch == 0 and plan.reason not in reasons:
+                reasons.append(plan.reason)
+    notes.append(f"u = {args.mem_util}, reserved = {args.reserved_gib} GiB per GPU; "
+                 "B_max = floor((u·M − R − P·b_w/TP) / (s · 2·L·ceil(H_kv/TP)·d_h·b_kv)), "
+                 "the number of requests the whole TP group serves")
+    replicated = sorted({r["tp"] for r in rows if r["kv_replication"] > 1})
+    if replicated:
+        notes.append(f"TP {', '.join(map(str, replicated))} > n_kv_heads={m.n_kv_heads}: each "
+                     "KV head is replicated on TP/n_kv_heads GPUs, so the KV cache per GPU "
+                     "stops shrinking")
+    notes.extend(f"max batch 0: {r}" for r in reasons)
+    return Result(rows, title=f"Maximum batch of {m.name}", notes=notes,
+                  table_columns=["context", "tp", "weights_per_gpu_gib",
+                                 "kv_per_request_per_gpu_gib", "max_batch", "kv_heads_per_gpu",
+                                 "kv_replication"])
+
+

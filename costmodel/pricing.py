@@ -1,0 +1,184 @@
+r"""The one roofline pricing: every time in the package is priced by :func:`price`.
+
+Per operator occurrence, on one GPU of a tensor-parallel group of TP:
+
+    t_op = max( F / (η_c · π),  Q / (η_m · β) ) + t_comm + k · t_kernel
+
+* π is the dense peak FLOP/s of the compute dtype, β the memory bandwidth (bytes/s);
+* η_c is the compute efficiency — η_c,skinny for a weight matmul of at most ``skinny_rows``
+  rows (decode GEMVs run far below the square-GEMM rate), else η_c;
+* η_m is the bandwidth efficiency — η_m,elementwise for the elementwise and copy passes
+  (norms, activations, softmax, residuals, cache writes), else η_m;
+* t_comm is a ring all-reduce of m bytes over TP GPUs: 2 (TP − 1) / TP · m / β_link + latency
+  (0 when TP = 1);
+* k is the operator's kernel launches and t_kernel a fixed cost per launch.
+
+The datasheet presets are the *ideal* roofline (every η = 1, no overhead); a calibrated or
+fitted :class:`~costmodel.specs.HardwareSpec` carries its efficiencies as typed fields, and
+:class:`Efficiency` resolves them (with any explicit overrides) for one call. ``analyze``, the
+sweep, the generation sums, the speculative cost ratio and the validation's fit all price
+through :func:`price`, so a fitted hardware JSON gives the same time everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from costmodel.checks import check_fraction, check_int, check_nonneg_number
+from costmodel.specs import HardwareSpec, dtype_for_bytes
+
+#: Operator kinds priced at the matmul rates; every other kind is an elementwise or copy pass.
+MATMUL_KINDS = ("matmul", "attention")
+EFFICIENCY_FIELDS = ("eta_c", "eta_m", "eta_c_skinny", "eta_m_elementwise", "skinny_rows",
+                     "kernel_overhead")
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """The efficiencies one pricing applies (see the module docstring)."""
+
+    eta_c: float = 1.0
+    eta_m: float = 1.0
+    eta_c_skinny: float | None = None
+    eta_m_elementwise: float | None = None
+    skinny_rows: int = 8
+    kernel_overhead: float = 0.0
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        put(self, "eta_c", check_fraction("eta_c", self.eta_c))
+        put(self, "eta_m", check_fraction("eta_m", self.eta_m))
+        for name in ("eta_c_skinny", "eta_m_elementwise"):
+            if getattr(self, name) is not None:
+                put(self, name, check_fraction(name, getattr(self, name)))
+        put(self, "skinny_rows", check_int("skinny_rows", self.skinny_rows, 1, 2**31 - 1))
+        put(self, "kernel_overhead", check_nonneg_number("kernel_overhead",
+                                                         self.kernel_overhead, 1.0))
+
+    @classmethod
+    def of(cls, hw: HardwareSpec, **overrides: Any) -> Efficiency:
+        """The hardware's efficiencies with ``overrides`` (those not None) put in."""
+        values = {f.name: getattr(hw, f.name) for f in fields(cls)}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def ideal(self) -> bool:
+        return (self.eta_c == 1 and self.eta_m == 1 and self.kernel_overhead == 0
+                and self.eta_c_skinny in (None, 1) and self.eta_m_elementwise in (None, 1))
+
+    @cached_property
+    def terms(self) -> dict:
+        """Keyword arguments of :func:`price`."""
+        return {"eta_c": self.eta_c, "eta_m": self.eta_m,
+                "eta_c_skinny": self.eta_c if self.eta_c_skinny is None else self.eta_c_skinny,
+                "eta_m_elementwise": self.eta_m if self.eta_m_elementwise is None
+                else self.eta_m_elementwise,
+                "kernel_overhead": self.kernel_overhead}
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The numbers of a HardwareSpec one pricing uses, resolved for one compute dtype."""
+
+    peak: float
+    bandwidth: float
+    link_bandwidth: float
+    link_latency: float
+    dtype: str
+    efficiency: Efficiency
+
+    @classmethod
+    def of(cls, hw: HardwareSpec, dtype: str | None = None, weight_bytes: float = 2,
+           **overrides: Any) -> Machine:
+        """``hw`` priced in ``dtype`` (default: implied by the weight width,
+        :func:`~costmodel.specs.dtype_for_bytes`), with efficiency ``overrides``. Resolved
+        machines are kept for the last few hardware objects (specs are immutable)."""
+        key = (id(hw), dtype, weight_bytes >= 4, tuple(sorted(overrides.items())))
+        hit = _MACHINES.get(key)
+        if hit is not None and hit[0] is hw:
+            return hit[1]
+        dtype = resolve_dtype(hw, dtype, weight_bytes)
+        mach = cls(hw.peak(dtype), hw.bandwidth, hw.interconnect_bandwidth,
+                   hw.interconnect_latency, dtype, Efficiency.of(hw, **overrides))
+        if len(_MACHINES) >= 256:
+            _MACHINES.pop(next(iter(_MACHINES)))
+        _MACHINES[key] = (hw, mach)      # holding hw keeps its id from being reused
+        return mach
+
+
+_MACHINES: dict[tuple, tuple[HardwareSpec, Machine]] = {}
+
+
+def resolve_dtype(hw: HardwareSpec, dtype: str | None, weight_bytes: float) -> str:
+    """The compute dtype: given, or implied by the weight width (see dtype_for_bytes)."""
+    if dtype is None:
+        return dtype_for_bytes(hw, weight_bytes)
+    hw.peak(dtype)  # ValueError naming the dtype if this hardware lacks it
+    return dtype
+
+
+def allreduce_time(comm_bytes, tp, link_bandwidth: float, latency: float):
+    """Ring all-reduce of ``comm_bytes`` over ``tp`` GPUs: 2 (TP − 1)/TP · m / β_link + latency,
+    0 where there is nothing to reduce or TP = 1 (arrays broadcast)."""
+    if np.ndim(tp) == 0 and tp == 1:
+        return np.zeros(np.shape(comm_bytes))
+    tp = np.asarray(tp, dtype=float)
+    comm = np.asarray(comm_bytes, dtype=float)
+    ring = np.where(tp > 1, 2 * (tp - 1) / np.maximum(tp, 1), 0.0)
+    active = (comm > 0) & (tp > 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = ring * comm / link_bandwidth + latency
+    return np.where(active, t, 0.0)
+
+
+def roofline_time(compute_t, memory_t, comm_t=0.0, overhead_t=0.0):
+    """max(compute time, memory time) + communication + fixed overhead (arrays broadcast)."""
+    return np.maximum(compute_t, memory_t) + comm_t + overhead_t
+
+
+@dataclass(frozen=True)
+class Priced:
+    """Times of operator occurrences (arrays shaped like the inputs), in seconds."""
+
+    compute: np.ndarray
+    memory: np.ndarray
+    comm: np.ndarray
+    overhead: np.ndarray
+    time: np.ndarray
+
+
+def price(compute_ideal, memory_ideal, comm, kernels, skinny, streaming, *, eta_c=1.0,
+          eta_m=1.0, eta_c_skinny=1.0, eta_m_elementwise=1.0, kernel_overhead=0.0) -> Priced:
+    """The roofline of operator occurrences.
+
+    ``compute_ideal`` = F / π and ``memory_ideal`` = Q / β (seconds at η = 1), ``comm`` the
+    communication time, ``kernels`` the launches of each (0 for an operator that does nothing),
+    ``skinny`` / ``streaming`` mark weight matmuls of few rows and elementwise/copy passes. The
+    efficiencies may be numbers or arrays that broadcast against the operators (the fit searches
+    over them that way).
+    """
+    ec = np.where(skinny, eta_c_skinny, eta_c)
+    em = np.where(streaming, eta_m_elementwise, eta_m)
+    compute = compute_ideal / ec
+    memory = memory_ideal / em
+    overhead = kernels * kernel_overhead
+    return Priced(compute, memory, comm, overhead,
+                  roofline_time(compute, memory, comm, overhead))
+
+
+def op_classes(kinds, rows, skinny_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(skinny, streaming) masks: weight matmuls of at most ``skinny_rows`` rows, and operators
+    that are not matmuls or attention matmuls."""
+    kinds = np.asarray(kinds)
+    skinny = (kinds == "matmul") & (np.asarray(rows) <= skinny_rows)
+    streaming = (kinds != MATMUL_KINDS[0]) & (kinds != MATMUL_KINDS[1])
+    return skinny, streaming
+
+
+__all__ = ["EFFICIENCY_FIELDS", "Efficiency", "MATMUL_KINDS", "Machine", "Priced",
+           "allreduce_time", "op_classes", "price", "resolve_dtype", "roofline_time"]

@@ -1,0 +1,151 @@
+r"""The roofline over a grid: batch × context × TP × hardware, vectorised.
+
+The same operator expressions as :func:`costmodel.analyze` (one compiled function per model
+structure, evaluated on numpy arrays) and the same pricing (:func:`costmodel.pricing.price`,
+operator by operator so a million points never need an (operators × points) array). Counts are
+float64 (exact up to 2**53, which the checks enforce), so no product can wrap around as int64
+would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from costmodel.batch import KV_PER_REQUEST_PER_GPU, check_tp
+from costmodel.checks import (
+    MAX_GAMMA,
+    check_choice,
+    check_element_bytes,
+    check_fraction,
+    check_int,
+    check_ints,
+)
+from costmodel.formula import compile_numeric
+from costmodel.lazy import deferred
+from costmodel.ops import Op, Options, _operators, spec_flags
+from costmodel.params import param_count
+from costmodel.presets import hardware as hardware_preset
+from costmodel.presets import model as model_preset
+from costmodel.pricing import Machine, allreduce_time, op_classes, price
+from costmodel.roofline import ARGS, default_act_bytes
+from costmodel.specs import DTYPES, HardwareSpec, ModelSpec
+from costmodel.workload import PHASES, substitute, writes_cache
+
+pd = deferred("pandas")
+BOUNDS = ("compute", "memory", "communication")
+
+
+@dataclass(frozen=True)
+class _Totals:
+    ops: tuple[Op, ...]
+    fn: object
+
+
+@cache
+def _compiled_totals(flags: tuple, options: Options) -> _Totals:
+    """Per operator (flops, bytes, comm bytes, rows) per occurrence."""
+    ops = _operators(flags, options)
+    return _Totals(ops, compile_numeric(ARGS, [x for op in ops for x in
+                                               (op.flops, op.bytes, op.comm_bytes, op.rows)]))
+
+
+def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, context=1024, tp=1,
+          phase: str = "decode", gamma: int = 4, chunk: int = 1, weight_bytes: float = 2,
+          kv_bytes: float = 2, act_bytes: float | None = None, dtype: str | None = None,
+          eta_c: float | None = None, eta_m: float | None = None,
+          eta_c_skinny: float | None = None, eta_m_elementwise: float | None = None,
+          kernel_overhead: float | None = None, mem_util: float = 1.0, **options):
+    """The roofline over the cartesian product batch × context × tp × hardware.
+
+    ``phase`` substitutes (q, c) (:mod:`costmodel.workload`). Returns a DataFrame with one row
+    per point: hardware, dtype, batch, context, tp, flops, bytes, intensity, time (seconds),
+    bound, tokens_per_s and whether weights + KV cache fit in ``mem_util`` of the memory
+    (``fits``).
+    """
+    check_choice("phase", phase, PHASES)
+    m = model_preset(m)
+    hws = [hardware_preset(h) for h in (hw if isinstance(hw, (list, tuple)) else [hw])]
+    if not hws:
+        raise ValueError("hardware: give at least one")
+    bs = check_ints("batch", batch)
+    cs = check_ints("context", context, 1)
+    tps = check_ints("tp", tp)
+    for t in np.unique(tps):
+        check_tp(m, int(t))
+    gamma = check_int("gamma", gamma, 1, MAX_GAMMA)
+    chunk = check_int("chunk", chunk)
+    act_bytes = default_act_bytes(weight_bytes) if act_bytes is None else act_bytes
+    for name, value in (("weight_bytes", weight_bytes), ("kv_bytes", kv_bytes),
+                        ("act_bytes", act_bytes)):
+        check_element_bytes(name, value)
+    check_fraction("mem_util", mem_util)
+    opts = Options(**{"kv_cache": writes_cache(phase), **options})
+    B_, C_, T_ = np.meshgrid(bs, cs, tps, indexing="ij")
+    qv, cv = substitute(phase, C_, gamma, chunk)
+    comp = _compiled_totals(spec_flags(m), opts)
+    vals = comp.fn(m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.head_dim, m.d_ff,
+                   m.vocab_size, B_, qv, cv, T_, weight_bytes, act_bytes, kv_bytes)
+    per_op = []
+    for i, op in enumerate(comp.ops):
+        count = m.n_layers if op.per_layer else 1
+        f, b, comm, rows = (np.asarray(v, dtype=float) for v in vals[4 * i:4 * i + 4])
+        per_op.append((op, f * count, b * count, comm, rows, count))
+    shape = B_.shape
+    flops = np.zeros(shape)
+    nbytes = np.zeros(shape)
+    for _, f, b, *_ in per_op:
+        flops += f
+        nbytes += b
+    kv_gpu = KV_PER_REQUEST_PER_GPU(n_layers=m.n_layers, n_kv_heads=m.n_kv_heads,
+                                    head_dim=m.head_dim, context=cv + qv, tp=T_,
+                                    kv_bytes=kv_bytes)
+    # the no-cache baseline keeps no KV cache between steps: only the weights must fit
+    need = param_count(m) * weight_bytes / T_ + (B_ * kv_gpu if opts.kv_cache else 0)
+    new_tokens = B_ * qv if opts.kv_cache else B_
+    names = list(dict.fromkeys(h.name for h in hws))
+    frames = []
+    for h in hws:
+        if (tps > 1).any() and h.interconnect_bandwidth <= 0:
+            raise ValueError(f"tp: {h.name} has no interconnect bandwidth")
+        mach = Machine.of(h, dtype, weight_bytes, eta_c=eta_c, eta_m=eta_m,
+                          eta_c_skinny=eta_c_skinny, eta_m_elementwise=eta_m_elementwise,
+                          kernel_overhead=kernel_overhead)
+        terms = mach.efficiency.terms
+        time = np.zeros(shape)
+        sums = {"compute": np.zeros(shape), "memory": np.zeros(shape),
+                "communication": np.zeros(shape)}
+        for op, f, b, comm, rows, count in per_op:
+            skinny, streaming = op_classes(op.kind, rows, mach.efficiency.skinny_rows)
+            comm_t = allreduce_time(comm, T_, mach.link_bandwidth, mach.link_latency) * count
+            kernels = op.kernels * count * ((f + b) > 0)
+            p = price(f / mach.peak, b / mach.bandwidth, comm_t, kernels, skinny, streaming,
+                      **terms)
+            time += p.time
+            sums["compute"] += p.compute
+            sums["memory"] += p.memory
+            sums["communication"] += p.comm
+        bound = np.where(sums["communication"] > np.maximum(sums["compute"], sums["memory"]),
+                         2, np.where(sums["compute"] < sums["memory"], 1, 0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            intensity = np.where(nbytes > 0, flops / np.where(nbytes > 0, nbytes, 1), 0.0)
+        frames.append(pd.DataFrame({
+            "hardware": pd.Categorical.from_codes(
+                np.full(B_.size, names.index(h.name), dtype=np.int16), names),
+            "dtype": pd.Categorical.from_codes(
+                np.full(B_.size, DTYPES.index(mach.dtype), dtype=np.int8), DTYPES),
+            "batch": B_.ravel().astype(np.int64), "context": C_.ravel().astype(np.int64),
+            "tp": T_.ravel().astype(np.int64),
+            "flops": flops.ravel(), "bytes": nbytes.ravel(), "intensity": intensity.ravel(),
+            "time": time.ravel(),
+            "bound": pd.Categorical.from_codes(bound.ravel().astype(np.int8), BOUNDS),
+            "tokens_per_s": (new_tokens / time).ravel(),
+            "fits": (need <= mem_util * h.memory_bytes).ravel(),
+        }))
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+__all__ = ["sweep"]

@@ -1,0 +1,124 @@
+r"""The one phase vocabulary: every forward pass is B sequences, each adding q new tokens that
+attend to c cached tokens plus themselves (causal). A phase is a substitution of (q, c):
+
+    phase       q        c        cache
+    prefill     s        0        written (K, V of the prompt are kept)
+    decode      1        s        read, one row written
+    no_cache    s        0        none: the baseline re-encodes the whole context
+    verify      γ + 1    s        read, γ + 1 rows written (speculative verification)
+    chunk       chunk    s        read, chunk rows written (chunked prefill, s tokens done)
+
+with s the ``context``: the tokens a sequence holds before the pass (the prompt length of a
+prefill). Nothing else in the package turns a phase name into q and c. :func:`substitute` works
+on numbers, numpy arrays (sweeps) and sympy symbols (formulas) alike.
+
+A cache *strategy* says how the cache is stored, which changes the bytes a pass moves:
+``static`` (preallocated, written in place), ``dynamic`` (grown by concatenation: every step
+copies the whole cache) and ``none``. :func:`cache_options` maps one to the operator model's
+options; :data:`MEASURED_PHASES` names the reference model's measured (phase, cache) pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from costmodel.checks import (
+    MAX_COUNT,
+    MAX_GAMMA,
+    check_choice,
+    check_int,
+    check_nonneg_int,
+    check_positive_int,
+)
+
+PHASES = ("prefill", "decode", "no_cache", "verify", "chunk")
+CACHES = ("static", "dynamic", "none")
+ATTENTION_IMPLS = ("eager", "sdpa")
+#: The reference model's measured passes (the ``phase`` column of a measurement CSV) as
+#: (phase, cache strategy).
+MEASURED_PHASES = {"prefill": ("prefill", "dynamic"), "decode_dynamic": ("decode", "dynamic"),
+                   "decode_static": ("decode", "static"), "no_cache": ("no_cache", "none")}
+
+
+def substitute(phase: str, context: Any, gamma: Any = 4, chunk: Any = 1) -> tuple[Any, Any]:
+    """(q, c) of ``phase`` at context s (numbers, numpy arrays or sympy expressions)."""
+    check_choice("phase", phase, PHASES)
+    zero = context * 0
+    if phase == "decode":
+        return zero + 1, context
+    if phase == "verify":
+        return zero + gamma + 1, context
+    if phase == "chunk":
+        return zero + chunk, context
+    return context, zero          # prefill, no_cache
+
+
+def writes_cache(phase: str) -> bool:
+    """Whether the pass keeps a KV cache (every phase but the no-cache baseline)."""
+    return check_choice("phase", phase, PHASES) != "no_cache"
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One forward pass: ``batch`` sequences add ``new_tokens`` (q) to ``cached_tokens`` (c)."""
+
+    batch: int
+    new_tokens: int
+    cached_tokens: int
+    kv_cache: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "batch", check_positive_int("batch", self.batch))
+        object.__setattr__(self, "new_tokens", check_positive_int("new_tokens", self.new_tokens))
+        object.__setattr__(self, "cached_tokens",
+                           check_nonneg_int("cached_tokens", self.cached_tokens))
+
+    @property
+    def tokens(self) -> int:
+        """New tokens of the pass, all sequences: B · q."""
+        return self.batch * self.new_tokens
+
+    def kwargs(self) -> dict:
+        """The pass as ``cm.analyze`` keyword arguments."""
+        return {"batch": self.batch, "new_tokens": self.new_tokens,
+                "cached_tokens": self.cached_tokens, "kv_cache": self.kv_cache}
+
+
+def phase_pass(phase: str, context: int, batch: int = 1, gamma: int = 4,
+               chunk: int = 1) -> Pass:
+    """The :class:`Pass` of ``phase`` at context s = ``context``."""
+    check_choice("phase", phase, PHASES)
+    s = check_nonneg_int("context", context) if phase in ("decode", "verify", "chunk") \
+        else check_positive_int("context", context)
+    g = check_int("gamma", gamma, 1, MAX_GAMMA) if phase == "verify" else gamma
+    k = check_int("chunk", chunk, 1, MAX_COUNT) if phase == "chunk" else chunk
+    q, c = substitute(phase, s, g, k)
+    return Pass(batch, q, c, writes_cache(phase))
+
+
+def cache_options(cache: str) -> dict:
+    """Operator-model options of a cache strategy: ``dynamic`` → ``kv_update="concat"``,
+    ``static`` → ``"inplace"``, ``none`` → ``kv_cache=False``."""
+    check_choice("cache", cache, CACHES)
+    return {"kv_cache": cache != "none",
+            "kv_update": "concat" if cache == "dynamic" else "inplace"}
+
+
+def attention_option(attn_impl: str) -> str:
+    """The operator model's attention option of a PyTorch attention path: explicit matmuls
+    (``eager``) are ``"eager"``; ``F.scaled_dot_product_attention`` (``sdpa``) is ``"fused"``."""
+    return "eager" if check_choice("attn_impl", attn_impl, ATTENTION_IMPLS) == "eager" \
+        else "fused"
+
+
+def reference_options(cache: str, attn_impl: str = "eager") -> dict:
+    """``cm.analyze`` options that describe a pass of the PyTorch reference model with this
+    cache strategy and attention path (its LM head runs on the last position, every q×K score
+    is computed)."""
+    return {"attention": attention_option(attn_impl), "causal": "full", "lm_head": "last",
+            **cache_options(cache)}
+
+
+__all__ = ["ATTENTION_IMPLS", "CACHES", "MEASURED_PHASES", "PHASES", "Pass", "attention_option",
+           "cache_options", "phase_pass", "reference_options", "substitute", "writes_cache"]
