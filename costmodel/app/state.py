@@ -1,0 +1,372 @@
+"""The app's state: the URL schema (every field with its default, its parser and its widget's
+range) and the typed settings the pages compute from (:class:`Workload`,
+:class:`SpeculativeSettings`, :class:`AttentionSettings`).
+
+The state is a flat mapping of *fields* (:data:`FIELDS`): URL name = session-state key = widget
+key. :func:`parse_query_params` turns a URL's query parameters into values (a bad one falls back
+to the default, with a warning); :func:`encode_query_params` writes back the values that differ
+from the defaults, so a configuration is shared by copying the address bar.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from costmodel.checks import MAX_DIM
+from costmodel.params import param_count
+from costmodel.presets import hardware_presets, model_presets
+from costmodel.specs import (
+    ACTIVATIONS,
+    MAX_BANDWIDTH,
+    MAX_LATENCY,
+    MAX_MEMORY_BYTES,
+    MAX_PEAK,
+    NORMS,
+    POSITIONS,
+)
+from costmodel.units import GB, GIB, TERA
+
+PAGES = ("Memory", "Roofline", "Attention intensity", "Speculative decoding", "Formulas",
+         "Validation")
+CUSTOM = "custom"
+HF_CONFIG = "config.json"          # the model of an uploaded Hugging Face config.json
+CALIBRATION = "calibration JSON"   # the hardware of an uploaded calibration file
+BYTE_CHOICES = (4.0, 2.0, 1.0, 0.5)
+ACT_BYTE_CHOICES = (4.0, 2.0, 1.0)
+BYTE_LABELS = {4.0: "4 (fp32)", 2.0: "2 (fp16 / bf16)", 1.0: "1 (fp8 / int8)", 0.5: "0.5 (int4)"}
+ATTENTION = ("standard", "fused")
+ATTENTION_LABELS = {"standard": "standard (S, P in memory)", "fused": "fused (FlashAttention)"}
+#: Where the efficiencies come from: the selected hardware's own fields (1 for a datasheet
+#: preset, fitted values for a fitted hardware JSON) or the two sliders.
+ETA_SOURCES = ("hardware", "custom")
+ETA_LABELS = {"hardware": "the hardware's", "custom": "custom η_c, η_m"}
+DEFAULT_MODEL = "llama3-8b"
+DEFAULT_HARDWARE = "a100-80gb"
+DEFAULT_DRAFT = "gpt2"
+#: Old URL names still understood (a shared link keeps working).
+URL_ALIASES = {"prompt": "context"}
+
+# Custom-model fields: every ModelSpec field (head_dim 0 = d_model / n_heads).
+MODEL_INT_FIELDS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff",
+                    "vocab_size", "max_context")
+MODEL_INT_LABELS = {"n_layers": "Layers L", "d_model": "Width d_model",
+                    "n_heads": "Query heads H", "n_kv_heads": "KV heads H_kv",
+                    "head_dim": "Head dim d_h (0 = d_model / H)", "d_ff": "MLP width d_ff",
+                    "vocab_size": "Vocabulary V", "max_context": "Max context S"}
+MODEL_BOOL_FIELDS = ("gated_mlp", "qkv_bias", "out_bias", "mlp_bias", "lm_head_bias",
+                     "tied_embeddings")
+MODEL_CHOICE_FIELDS = {"activation": ACTIVATIONS, "norm": NORMS, "positions": POSITIONS}
+
+
+@dataclass(frozen=True)
+class HardwareField:
+    """One custom-hardware field in display units: ``spec value = display value · scale``."""
+
+    key: str
+    label: str
+    scale: float
+    lo: float
+    hi: float
+
+
+#: Custom-hardware fields, their units named in the labels; the ranges are the specs' limits.
+HW_FIELDS = (
+    HardwareField("h_mem_gib", "Memory per GPU (GiB = 2^30 bytes)", GIB, 1e-3,
+                  MAX_MEMORY_BYTES / GIB),
+    HardwareField("h_bw_gbs", "Memory bandwidth (GB/s = 1e9 bytes/s)", GB, 1e-3,
+                  MAX_BANDWIDTH / GB),
+    HardwareField("h_tflops16", "Dense 16-bit peak (TFLOP/s)", TERA, 1e-6, MAX_PEAK / TERA),
+    HardwareField("h_tflops32", "Dense fp32 peak (TFLOP/s; 0 = none)", TERA, 0.0,
+                  MAX_PEAK / TERA),
+    HardwareField("h_link_gbs", "Interconnect per GPU per direction (GB/s)", GB, 0.0,
+                  MAX_BANDWIDTH / GB),
+    HardwareField("h_link_us", "All-reduce latency (µs)", 1e-6, 0.0, MAX_LATENCY * 1e6),
+    HardwareField("h_kernel_us", "Per-kernel overhead (µs)", 1e-6, 0.0, MAX_LATENCY * 1e6),
+)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One piece of app state: URL name = session-state key = widget key."""
+
+    key: str
+    default: Any
+    kind: str                               # int, float, str, bool, choice
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple | Callable[[], tuple] | None = None
+
+    def options(self) -> tuple:
+        return self.choices() if callable(self.choices) else tuple(self.choices or ())
+
+    def parse(self, text: str) -> Any:
+        """The value of a URL text; ValueError saying what is wrong."""
+        if self.kind == "bool":
+            low = text.strip().lower()
+            if low not in ("1", "0", "true", "false"):
+                raise ValueError("use 1 or 0")
+            return low in ("1", "true")
+        if self.kind == "choice":
+            opts = self.options()
+            value: Any = text
+            if opts and isinstance(opts[0], float):
+                try:
+                    value = float(text)
+                except ValueError:
+                    value = None
+            if value not in opts:
+                raise ValueError(f"choose from {', '.join(map(_fmt, opts))}")
+            return value
+        if self.kind == "str":
+            value = text.strip()
+            if not value or len(value) > 80:
+                raise ValueError("give 1 to 80 characters")
+            return value
+        try:
+            value = int(text) if self.kind == "int" else float(text)
+        except ValueError:
+            raise ValueError("not a whole number" if self.kind == "int" else "not a number") \
+                from None
+        if not math.isfinite(value):
+            raise ValueError("not a finite number")
+        if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
+            raise ValueError(f"must lie in [{_fmt(self.lo)}, {_fmt(self.hi)}]")
+        return value
+
+    def encode(self, value: Any) -> str:
+        if self.kind == "bool":
+            return "1" if value else "0"
+        return _fmt(value)
+
+
+def model_names() -> tuple[str, ...]:
+    return tuple(model_presets())
+
+
+def hardware_names() -> tuple[str, ...]:
+    return tuple(hardware_presets())
+
+
+@cache
+def model_label(name: str) -> str:
+    """'gpt2-xl · 1.56 B params' for a preset; what the special choices mean otherwise."""
+    presets = model_presets()
+    if name in presets:
+        return f"{name} · {param_count(presets[name]) / 1e9:.2f} B params"
+    return {CUSTOM: "custom (edit the fields below)",
+            HF_CONFIG: "from a Hugging Face config.json (upload below)"}.get(name, name)
+
+
+@cache
+def hardware_label(name: str) -> str:
+    """'t4 · 16 GB GDDR6' for a preset; what the special choices mean otherwise."""
+    presets = hardware_presets()
+    if name in presets:
+        return f"{name} · {presets[name].memory_marketed}"
+    return {CUSTOM: "custom (edit the fields below)",
+            CALIBRATION: "from a calibration JSON (upload below)"}.get(name, name)
+
+
+def _model_fields() -> list[Field]:
+    base = model_presets()[DEFAULT_MODEL]
+    out = [Field("m_name", "my-model", "str")]
+    for name in MODEL_INT_FIELDS:
+        lo, default = (0, 0) if name == "head_dim" else (1, getattr(base, name))
+        out.append(Field(f"m_{name}", default, "int", lo, MAX_DIM))
+    out += [Field(f"m_{name}", getattr(base, name), "bool") for name in MODEL_BOOL_FIELDS]
+    out += [Field(f"m_{name}", getattr(base, name), "choice", choices=choices)
+            for name, choices in MODEL_CHOICE_FIELDS.items()]
+    return out
+
+
+def _hardware_fields() -> list[Field]:
+    base = hardware_presets()[DEFAULT_HARDWARE]
+    peaks = base.peak_flops
+    spec_values = {"h_mem_gib": base.memory_bytes, "h_bw_gbs": base.bandwidth,
+                   "h_tflops16": peaks.get("bf16", peaks.get("fp16", 0.0)),
+                   "h_tflops32": peaks.get("fp32", 0.0),
+                   "h_link_gbs": base.interconnect_bandwidth,
+                   "h_link_us": base.interconnect_latency, "h_kernel_us": base.kernel_overhead}
+    return [Field("h_name", "my-gpu", "str")] + [
+        Field(f.key, round(spec_values[f.key] / f.scale, 6), "float", f.lo, f.hi)
+        for f in HW_FIELDS]
+
+
+FIELDS: dict[str, Field] = {f.key: f for f in [
+    Field("page", PAGES[0], "choice", choices=PAGES),
+    Field("model", DEFAULT_MODEL, "choice", choices=lambda: (*model_names(), CUSTOM, HF_CONFIG)),
+    Field("hw", DEFAULT_HARDWARE, "choice",
+          choices=lambda: (*hardware_names(), CUSTOM, CALIBRATION)),
+    Field("batch", 1, "int", 1, 1_000_000),
+    Field("context", 1024, "int", 1, 10_000_000),
+    Field("generate", 128, "int", 1, 10_000_000),
+    Field("tp", 1, "int", 1, 1024),
+    Field("wbytes", 2.0, "choice", choices=BYTE_CHOICES),
+    Field("kvbytes", 2.0, "choice", choices=BYTE_CHOICES),
+    Field("abytes", 2.0, "choice", choices=ACT_BYTE_CHOICES),
+    Field("attention", "standard", "choice", choices=ATTENTION),
+    Field("eta", "hardware", "choice", choices=ETA_SOURCES),
+    Field("eta_c", 1.0, "float", 0.01, 1.0),
+    Field("eta_m", 1.0, "float", 0.01, 1.0),
+    # speculative decoding page
+    Field("alpha", 0.75, "float", 0.0, 0.99),
+    Field("gamma", 5, "int", 1, 32),
+    Field("draft", DEFAULT_DRAFT, "choice", choices=model_names),
+    # attention-intensity page
+    Field("ai_d", 128, "int", 1, 65536),
+    Field("ai_n", 1024, "int", 1, 1_000_000),
+    Field("ai_batch", 64, "int", 1, 1_000_000),
+    Field("ai_b", 2.0, "choice", choices=BYTE_CHOICES),
+    *_model_fields(),
+    *_hardware_fields(),
+]}
+
+
+def defaults() -> dict[str, Any]:
+    return {k: f.default for k, f in FIELDS.items()}
+
+
+def parse_query_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Every field's value from URL query parameters (defaults where absent or bad) and one
+    warning per bad or unknown parameter.
+
+    A link that sets ``eta_c`` or ``eta_m`` without ``eta`` means custom efficiencies (links
+    written before the ``eta`` field existed keep their meaning)."""
+    values = defaults()
+    warnings = []
+    given = set()
+    for raw_key, raw in params.items():
+        text = raw[-1] if isinstance(raw, (list, tuple)) and raw else raw
+        key = URL_ALIASES.get(raw_key, raw_key)
+        field = FIELDS.get(key)
+        if field is None:
+            warnings.append(f"unknown URL parameter {str(raw_key)[:40]!r} ignored")
+            continue
+        try:
+            values[key] = field.parse(str(text))
+            given.add(key)
+        except (ValueError, TypeError) as e:
+            warnings.append(f"URL parameter {key}={str(text)[:40]!r} ignored ({e}); using "
+                            f"the default {field.encode(field.default)}")
+    if "eta" not in given and given & {"eta_c", "eta_m"}:
+        values["eta"] = "custom"
+    return values, warnings
+
+
+def encode_query_params(values: Mapping[str, Any]) -> dict[str, str]:
+    """The query parameters of a state: the fields that differ from their default. Custom
+    model and hardware fields are written only while custom is selected, the efficiencies only
+    while they are custom (and ``eta`` itself only when no efficiency differs from 1, since
+    :func:`parse_query_params` infers it otherwise)."""
+    out = {}
+    custom_eta = values.get("eta") == "custom"
+    for key, field in FIELDS.items():
+        if key not in values or key == "eta":
+            continue
+        if key.startswith("m_") and values.get("model") != CUSTOM:
+            continue
+        if key.startswith("h_") and values.get("hw") != CUSTOM:
+            continue
+        if key in ("eta_c", "eta_m") and not custom_eta:
+            continue
+        if values[key] != field.default:
+            out[key] = field.encode(values[key])
+    if custom_eta and not {"eta_c", "eta_m"} & set(out):
+        out["eta"] = "custom"
+    return out
+
+
+# ---------------------------------------------------------------- typed settings
+@dataclass(frozen=True)
+class Workload:
+    """What the sidebar's workload section describes: B requests of a ``context``-token prompt
+    (s), ``generate`` tokens each (g), on a TP group, with element widths and, unless None, the
+    efficiencies that replace the hardware's own."""
+
+    batch: int = 1
+    context: int = 1024
+    generate: int = 128
+    tp: int = 1
+    weight_bytes: float = 2.0
+    kv_bytes: float = 2.0
+    act_bytes: float = 2.0
+    attention: str = "standard"
+    eta_c: float | None = None
+    eta_m: float | None = None
+
+    @property
+    def custom_efficiency(self) -> bool:
+        return self.eta_c is not None or self.eta_m is not None
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments of ``analyze`` / ``generation`` / ``sweep`` for this workload (all
+        but batch and the pass itself). Custom η_c / η_m apply to every operator (the skinny
+        matmuls and the elementwise passes too); without them the hardware's efficiencies
+        price everything, exactly as ``cm.analyze`` does on that hardware."""
+        kw: dict[str, Any] = {"tp": self.tp, "weight_bytes": self.weight_bytes,
+                              "kv_bytes": self.kv_bytes, "act_bytes": self.act_bytes,
+                              "attention": self.attention}
+        if self.eta_c is not None:
+            kw.update(eta_c=self.eta_c, eta_c_skinny=self.eta_c)
+        if self.eta_m is not None:
+            kw.update(eta_m=self.eta_m, eta_m_elementwise=self.eta_m)
+        return kw
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> Workload:
+        """The workload of a state (session state or parsed URL values)."""
+        custom = values.get("eta") == "custom"
+        return cls(batch=int(values["batch"]), context=int(values["context"]),
+                   generate=int(values["generate"]), tp=int(values["tp"]),
+                   weight_bytes=float(values["wbytes"]), kv_bytes=float(values["kvbytes"]),
+                   act_bytes=float(values["abytes"]), attention=str(values["attention"]),
+                   eta_c=float(values["eta_c"]) if custom else None,
+                   eta_m=float(values["eta_m"]) if custom else None)
+
+
+@dataclass(frozen=True)
+class SpeculativeSettings:
+    """The Speculative page's inputs: acceptance rate α, drafted tokens γ, the draft model."""
+
+    alpha: float = 0.75
+    gamma: int = 5
+    draft: str = DEFAULT_DRAFT
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> SpeculativeSettings:
+        return cls(float(values["alpha"]), int(values["gamma"]), str(values["draft"]))
+
+
+@dataclass(frozen=True)
+class AttentionSettings:
+    """The Attention page's inputs: head dim d, sequence length N, decode batch B, bytes b."""
+
+    d: int = 128
+    n: int = 1024
+    batch: int = 64
+    bytes_per_element: float = 2.0
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> AttentionSettings:
+        return cls(int(values["ai_d"]), int(values["ai_n"]), int(values["ai_batch"]),
+                   float(values["ai_b"]))
+
+
+__all__ = ["ACT_BYTE_CHOICES", "ATTENTION", "ATTENTION_LABELS", "AttentionSettings",
+           "BYTE_CHOICES", "BYTE_LABELS", "CALIBRATION", "CUSTOM", "DEFAULT_DRAFT",
+           "DEFAULT_HARDWARE", "DEFAULT_MODEL", "ETA_LABELS", "ETA_SOURCES", "FIELDS", "Field",
+           "HF_CONFIG", "HW_FIELDS", "HardwareField", "MODEL_BOOL_FIELDS",
+           "MODEL_CHOICE_FIELDS", "MODEL_INT_FIELDS", "MODEL_INT_LABELS", "PAGES",
+           "SpeculativeSettings", "URL_ALIASES", "Workload", "defaults", "encode_query_params",
+           "hardware_label", "hardware_names", "model_label", "model_names",
+           "parse_query_params"]
