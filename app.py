@@ -397,7 +397,8 @@ def page_memory(side: Sidebar) -> None:
                f"requests of s = {s} tokens whose KV cache fits beside the weights.")
     cols = st.columns(5)
     cols[0].metric("Parameters", count_text(base.params))
-    cols[0].caption(f"{fixed_text(base.params / 1e9, 3)} billion (exact)")
+    cols[0].caption(f"{fixed_text(base.params / 1e9, 3)} billion"
+                    + (" (exact)" if base.params < 10**15 else ""))
     cols[1].metric(f"Weight memory (b_w = {w.weight_bytes:g})", gib_text(base.weights))
     cols[1].caption(f"= {fixed_text(base.weights / GB, 2)} GB = "
                     f"{fixed_text(base.weights, 0)} bytes")
@@ -418,6 +419,10 @@ def _memory_plan(side: Sidebar) -> compute.MemoryPlan:
 
 
 def _max_batch_metric(side: Sidebar) -> None:
+    if side.hw is None or side.workload is None:
+        st.metric("Max batch", "—")
+        st.caption("needs a valid hardware and workload (see the sidebar)")
+        return
     w, mp = side.need_workload(), _memory_plan(side)
     st.metric(f"Max batch (s = {w.context}, TP = {w.tp})", count_text(mp.plan.max_batch))
     st.caption(f"on {side.need_hw().name}; at s + g = {w.context + w.generate}: "
@@ -457,12 +462,13 @@ def _memory_sections(side: Sidebar, base: compute.MemoryBasics) -> None:
         "weight bytes": NUM(format="localized"), "weight GB (1e9 B)": NUM(format="%.3f"),
         "weight GiB (2^30 B)": NUM(format="%.3f")})
     with st.expander("Course convention: the E0294 text's parameter count"):
+        then = ("" if mp.e0294 is None else
+                f"; with its count the max batch would be **{count_text(mp.e0294.max_batch)}** "
+                f"instead of **{count_text(plan.max_batch)}**")
         st.markdown(
             f"The E0294 text counts **{count_text(base.e0294_params)}** parameters for this "
             f"architecture (two MLP matrices, no W_O, MLP biases, no norms) instead of the "
-            f"exact **{count_text(base.params)}**; with its count the max batch would be "
-            f"**{count_text(mp.e0294.max_batch)}** instead of **{count_text(plan.max_batch)}** "
-            "(see `costmodel.conventions`).")
+            f"exact **{count_text(base.params)}**{then} (see `costmodel.conventions`).")
 
 
 # ================================================================ Roofline
@@ -597,7 +603,7 @@ def page_speculative(side: Sidebar) -> None:
                f"s = {w.context}, B = {w.batch}. One iteration: γ draft decode steps + one "
                "target pass verifying γ + 1 tokens, priced through the roofline.")
     cols = st.columns(5)
-    cols[0].metric("Cost ratio c = T_draft / T_target", f"{r.cost_ratio:.4f}")
+    cols[0].metric("Cost ratio c = T_draft / T_target", fixed_text(r.cost_ratio, 4))
     cols[0].caption(f"{time_text(r.draft_step)} / {time_text(r.target_step)}")
     cols[1].metric("Expected tokens per iteration", f"{r.expected_tokens:.3f}")
     cols[1].caption("(1 − α^(γ+1)) / (1 − α)")

@@ -129,7 +129,7 @@ class MemoryPlan:
 
     plan: BatchPlan
     full: BatchPlan
-    e0294: BatchPlan
+    e0294: BatchPlan | None        # None when the text's count is beyond what batch_plan takes
     tp_table: Any
 
 
@@ -149,10 +149,13 @@ def tp_table(m: ModelSpec, hw: HardwareSpec, context: int, tps: Sequence[int],
 def memory_plan(m: ModelSpec, hw: HardwareSpec, w: Workload, tps: Sequence[int]) -> MemoryPlan:
     check_workload_tp(m, w.tp)
     kw = {"tp": w.tp, "weight_bytes": w.weight_bytes, "kv_bytes": w.kv_bytes}
+    try:
+        e0294 = batch_plan(m, hw, w.context, params=e0294_param_count(m), **kw)
+    except ValueError:               # a count above 2**53: the comparison is left out
+        e0294 = None
     return MemoryPlan(
         plan=batch_plan(m, hw, w.context, **kw),
-        full=batch_plan(m, hw, w.context + w.generate, **kw),
-        e0294=batch_plan(m, hw, w.context, params=e0294_param_count(m), **kw),
+        full=batch_plan(m, hw, w.context + w.generate, **kw), e0294=e0294,
         tp_table=tp_table(m, hw, w.context, tps, w.weight_bytes, w.kv_bytes))
 
 
