@@ -28,27 +28,34 @@ def _figure(**kw) -> mfigure.Figure:
 
 #: Operator labels of the roofline chart: font size (points), the widest line (characters) and
 #: the most lines of one label; the distances (points) a label is tried at from its operators.
-LABEL_SIZE, LABEL_WIDTH, LABEL_LINES = 7, 34, 3
-LABEL_DISTANCES = (6, 14, 26, 42)
+LABEL_SIZE, LABEL_WIDTH, LABEL_LINES = 7, 30, 3
+LABEL_DISTANCES = (6, 14, 26, 42, 64)
+#: Scatter markers of the analyses, and the same shapes as text (a label naming operators of
+#: several analyses tags each list with its analysis's shape, as in the legend).
+MARKERS, MARKER_GLYPHS = "os^Dv<>", "●■▲◆▼◀▶"
 _DIRECTIONS = ((1, 0), (1, 1), (1, -1), (0, 1), (0, -1), (-1, 0), (-1, 1), (-1, -1))
 
 
-def _label_text(names: Sequence[str]) -> str:
-    """Operator names wrapped into at most LABEL_LINES lines of LABEL_WIDTH characters."""
-    lines: list[str] = []
+#: Where a leader line leaves its label: the corner or side nearest the point.
+_RELPOS = {"left": 0.0, "center": 0.5, "right": 1.0, "bottom": 0.0, "top": 1.0}
+
+
+def _label_text(names: Sequence[str], tag: str = "") -> str:
+    """Operator names wrapped into at most LABEL_LINES lines of about LABEL_WIDTH characters
+    ("+k more" for the rest), the first line starting with ``tag``."""
+    lines: list[list[str]] = [[]]
+    width = len(tag) + 1 if tag else 0
     for i, name in enumerate(names):
-        if lines and len(lines[-1]) + 2 + len(name) <= LABEL_WIDTH:
-            lines[-1] += ", " + name
-        elif len(lines) < LABEL_LINES:
-            lines.append(name)
-        else:
-            rest = f"+{len(names) - i} more"
-            if len(lines[-1]) + 2 + len(rest) > LABEL_WIDTH + 8:
-                lines[-1] = lines[-1].rsplit(", ", 1)[0]
-                rest = f"+{len(names) - i + 1} more"
-            lines[-1] += ", " + rest
-            break
-    return ",\n".join(lines)
+        if lines[-1] and width + 2 + len(name) > LABEL_WIDTH:
+            if len(lines) == LABEL_LINES:
+                lines[-1].append(f"+{len(names) - i} more")
+                break
+            lines.append([])
+            width = 0
+        width += len(name) + 2 * bool(lines[-1])
+        lines[-1].append(name)
+    text = ",\n".join(", ".join(line) for line in lines)
+    return f"{tag} {text}" if tag else text
 
 
 def _clusters(xy: np.ndarray, radius: float) -> list[list[int]]:
@@ -140,7 +147,8 @@ class _Placer:
                 fontsize=LABEL_SIZE, color=color, linespacing=1.1, zorder=4, multialignment="left",
                 ha=ann.get_ha(), va=ann.get_va(),
                 arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6, "alpha": 0.7,
-                            "shrinkA": 1, "shrinkB": 4})
+                            "shrinkA": 1, "shrinkB": 4,
+                            "relpos": (_RELPOS[ann.get_ha()], _RELPOS[ann.get_va()])})
         self.taken.append(bb)
         return ann
 
@@ -187,9 +195,8 @@ def roofline_chart(*analyses: Analysis, labels: Sequence[str] | None = None) -> 
             label=f"{hw.name} roof: {peak / TERA:,.4g} TFLOP/s {a0.dtype}, "
                   f"{bw / 1e9:,.4g} GB/s")
     ax.axvline(ridge, color="grey", ls=":", lw=1)
-    markers = "os^Dv<>"
     for i, (label, x, y, _) in enumerate(series):
-        ax.scatter(x, y, marker=markers[i % len(markers)], s=36, label=label, zorder=3,
+        ax.scatter(x, y, marker=MARKERS[i % len(MARKERS)], s=36, label=label, zorder=3,
                    color=f"C{i}")
     ax.set_xlabel("arithmetic intensity (FLOPs per byte)")
     ax.set_ylabel("attainable TFLOP/s (1 multiply-add = 2 FLOPs)")
@@ -229,7 +236,7 @@ def roofline_chart(*analyses: Analysis, labels: Sequence[str] | None = None) -> 
                     f"C{next(iter(by_series))}" if len(by_series) == 1 else "0.25"
             else:
                 text, color = "\n".join(
-                    f"{series[i][0].split(' (')[0]}: {_label_text(v)}"
+                    _label_text(v, MARKER_GLYPHS[i % len(MARKER_GLYPHS)])
                     for i, v in by_series.items()), "0.25"
             top = max(members, key=lambda p: (p[1], p[2]))
             pending.append((len(group), top[1], top[2], text, color))

@@ -241,6 +241,31 @@ def test_roofline_compute_bound_batch_and_attention_kind():
     assert metric(at, "Throughput") == f"{batched.throughput:,.1f} tokens/s"
 
 
+def test_fitted_hardware_json_prices_as_analyze_then_custom_efficiencies():
+    hw = cm.hardware("a100-80gb").replace(
+        name="a100-fitted", eta_c=0.64, eta_m=0.49, eta_c_skinny=0.11, eta_m_elementwise=0.39,
+        kernel_overhead=7.4e-6)
+    m = cm.model("llama3-8b")
+    at = run({"page": "Roofline"})
+    at.file_uploader(key="hw_upload").set_value(
+        ("fitted.json", json.dumps(hw.to_dict()).encode(), "application/json")).run()
+    assert not at.exception and not at.error
+    assert at.radio(key="eta").value == "hardware" and not at.slider
+    assert metric(at, "TTFT") == time_text(cm.prefill(m, hw, 1024).time)
+    assert metric(at, "Time per output token") == time_text(cm.decode_step(m, hw, 1024).time)
+    assert metric(at, "TTFT") != time_text(cm.prefill(m, "a100-80gb", 1024).time)
+    assert any("η_c = 0.64 (0.11" in c.value for c in at.caption)
+    # custom: the sliders start from the hardware's own η_c, η_m and replace every efficiency
+    change(at, "radio", "eta", "custom")
+    assert (at.slider(key="eta_c").value, at.slider(key="eta_m").value) == (0.64, 0.49)
+    custom = dict(eta_c=0.64, eta_m=0.49, eta_c_skinny=0.64, eta_m_elementwise=0.49)
+    assert metric(at, "TTFT") == time_text(cm.prefill(m, hw, 1024, **custom).time)
+    change(at, "slider", "eta_m", 0.2)
+    assert metric(at, "Time per output token") == time_text(
+        cm.decode_step(m, hw, 1024, **dict(custom, eta_m=0.2, eta_m_elementwise=0.2)).time)
+    assert at.query_params["eta_m"] in ("0.2", ["0.2"])
+
+
 # ---------------------------------------------------------------- other pages
 def test_attention_intensity_page_text_and_exact_counts():
     at = page(run(), "Attention intensity")

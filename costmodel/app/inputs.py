@@ -23,7 +23,6 @@ from costmodel.batch import check_tp
 from costmodel.files import parse_json
 from costmodel.hfconfig import spec_from_hf_config
 from costmodel.specs import HardwareSpec, ModelSpec
-from costmodel.units import number_text
 
 #: Exceptions a reader turns into a ValueError (a malformed value deep in a file can surface as
 #: any of them before the checks see it).
@@ -52,7 +51,7 @@ def hardware_fields_of(h: HardwareSpec) -> dict[str, Any]:
                    "h_link_us": h.interconnect_latency, "h_kernel_us": h.kernel_overhead}
     out: dict[str, Any] = {"h_name": f"{h.name}-custom"[:80]}
     for f in HW_FIELDS:
-        out[f.key] = min(max(round(float(spec_values[f.key]) / f.scale, 6), f.lo), f.hi)
+        out[f.key] = min(max(float(spec_values[f.key]) / f.scale, f.lo), f.hi)
     return out
 
 
@@ -164,7 +163,7 @@ def efficiency_text(h: HardwareSpec) -> str:
     if h.eta_m_elementwise is not None and h.eta_m_elementwise != h.eta_m:
         parts[-1] += f" ({h.eta_m_elementwise:.3g} for elementwise passes)"
     if h.kernel_overhead > 0:
-        parts.append(f"{number_text(h.kernel_overhead * 1e6)} µs per kernel")
+        parts.append(f"{h.kernel_overhead * 1e6:.3g} µs per kernel")
     ideal = (h.eta_c == 1 and h.eta_m == 1 and h.kernel_overhead == 0
              and h.eta_c_skinny in (None, 1) and h.eta_m_elementwise in (None, 1))
     head = "ideal roofline: " if ideal else ""

@@ -198,7 +198,7 @@ def _hardware_fields() -> list[Field]:
                    "h_link_gbs": base.interconnect_bandwidth,
                    "h_link_us": base.interconnect_latency, "h_kernel_us": base.kernel_overhead}
     return [Field("h_name", "my-gpu", "str")] + [
-        Field(f.key, round(spec_values[f.key] / f.scale, 6), "float", f.lo, f.hi)
+        Field(f.key, float(spec_values[f.key]) / f.scale, "float", f.lo, f.hi)
         for f in HW_FIELDS]
 
 
