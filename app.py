@@ -138,15 +138,25 @@ def _touch(flag: str) -> None:
     ss[flag] = True
 
 
+def uploaded(key: str) -> tuple[bytes, str] | None:
+    """The bytes and name of the file in an uploader; None when there is none (or it was just
+    removed: streamlit then holds a placeholder without content)."""
+    up = ss.get(key)
+    read = getattr(up, "getvalue", None)
+    if read is None:
+        return None
+    return read(), str(getattr(up, "name", "") or "file.json")
+
+
 @callback
 def _on_hf_upload() -> None:
-    if ss.get("hf_upload") is not None:
+    if uploaded("hf_upload") is not None:
         ss["model"] = HF_CONFIG
 
 
 @callback
 def _on_calibration_upload() -> None:
-    if ss.get("hw_upload") is not None:
+    if uploaded("hw_upload") is not None:
         ss["hw"] = CALIBRATION
 
 
@@ -229,9 +239,8 @@ def custom_model_fields() -> None:
                                      key=f.key, **touch)
         for name, opts in state.MODEL_CHOICE_FIELDS.items():
             st.selectbox(name.replace("_", " ").capitalize(), opts, key=f"m_{name}", **touch)
-        cols = st.columns(2)
-        for i, name in enumerate(state.MODEL_BOOL_FIELDS):
-            cols[i % 2].checkbox(name.replace("_", " "), key=f"m_{name}", **touch)
+        for name in state.MODEL_BOOL_FIELDS:
+            st.checkbox(state.MODEL_BOOL_LABELS[name], key=f"m_{name}", **touch)
         st.button("Reset to " + str(ss["_last_model"]), on_click=_reset_custom_model)
 
 
@@ -240,12 +249,12 @@ def resolve_model(side: Sidebar) -> None:
     if choice == CUSTOM:
         side.model = inputs.custom_model(ss)
     elif choice == HF_CONFIG:
-        up = ss.get("hf_upload")
+        up = uploaded("hf_upload")
         if up is None:
             raise ValueError("no config.json uploaded yet — upload one below (an uploaded file "
                              "does not travel in a link: use 'Edit as custom model' to share "
                              "it)")
-        side.model = model_from_upload(up.getvalue(), up.name)
+        side.model = model_from_upload(*up)
     else:
         side.model = model_preset(choice)
         ss["_last_model"] = choice
@@ -291,10 +300,10 @@ def resolve_hardware(side: Sidebar) -> None:
     if choice == CUSTOM:
         side.hw = inputs.custom_hardware(ss)
     elif choice == CALIBRATION:
-        up = ss.get("hw_upload")
+        up = uploaded("hw_upload")
         if up is None:
             raise ValueError("no calibration JSON uploaded yet — upload one below")
-        side.hw = hardware_from_upload(up.getvalue())
+        side.hw = hardware_from_upload(up[0])
     else:
         side.hw = hardware_preset(choice)
         ss["_last_hw"] = choice

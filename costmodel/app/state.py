@@ -55,10 +55,13 @@ MODEL_INT_FIELDS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", 
                     "vocab_size", "max_context")
 MODEL_INT_LABELS = {"n_layers": "Layers L", "d_model": "Width d_model",
                     "n_heads": "Query heads H", "n_kv_heads": "KV heads H_kv",
-                    "head_dim": "Head dim d_h (0 = d_model / H)", "d_ff": "MLP width d_ff",
+                    "head_dim": "Head dim d_h (0: d/H)", "d_ff": "MLP width d_ff",
                     "vocab_size": "Vocabulary V", "max_context": "Max context S"}
 MODEL_BOOL_FIELDS = ("gated_mlp", "qkv_bias", "out_bias", "mlp_bias", "lm_head_bias",
                      "tied_embeddings")
+MODEL_BOOL_LABELS = {"gated_mlp": "gated MLP (SwiGLU)", "qkv_bias": "QKV bias",
+                     "out_bias": "output-projection bias", "mlp_bias": "MLP bias",
+                     "lm_head_bias": "LM-head bias", "tied_embeddings": "tied embeddings"}
 MODEL_CHOICE_FIELDS = {"activation": ACTIVATIONS, "norm": NORMS, "positions": POSITIONS}
 
 
@@ -365,7 +368,7 @@ class AttentionSettings:
 __all__ = ["ACT_BYTE_CHOICES", "ATTENTION", "ATTENTION_LABELS", "AttentionSettings",
            "BYTE_CHOICES", "BYTE_LABELS", "CALIBRATION", "CUSTOM", "DEFAULT_DRAFT",
            "DEFAULT_HARDWARE", "DEFAULT_MODEL", "ETA_LABELS", "ETA_SOURCES", "FIELDS", "Field",
-           "HF_CONFIG", "HW_FIELDS", "HardwareField", "MODEL_BOOL_FIELDS",
+           "HF_CONFIG", "HW_FIELDS", "HardwareField", "MODEL_BOOL_FIELDS", "MODEL_BOOL_LABELS",
            "MODEL_CHOICE_FIELDS", "MODEL_INT_FIELDS", "MODEL_INT_LABELS", "PAGES",
            "SpeculativeSettings", "URL_ALIASES", "Workload", "defaults", "encode_query_params",
            "hardware_label", "hardware_names", "model_label", "model_names",
