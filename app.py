@@ -56,6 +56,10 @@ max_batch_chart = cached(compute.max_batch_chart)
 roofline_page = cached(compute.roofline_page)
 attention_page = cached(compute.attention_page)
 speculative_page = cached(compute.speculative_page)
+memory_formulas = cached(compute.memory_formulas)
+max_batch_shown = cached(compute.max_batch_shown)
+attention_formulas = cached(compute.attention_formula_list)
+speculative_formulas = cached(compute.speculative_formulas)
 model_from_upload = cached(inputs.model_from_upload)
 hardware_from_upload = cached(inputs.hardware_from_upload)
 
@@ -651,9 +655,8 @@ def page_formulas(side: Sidebar) -> None:
 def _formulas_model(side: Sidebar) -> None:
     m, w = side.need_model(), side.need_workload()
     st.subheader(f"Memory — {m.name}")
-    show(compute.memory_formulas(m, w, None))
-    hw = side.need_hw()
-    show(compute.memory_formulas(m, w, hw)[-1:])
+    show(memory_formulas(m, w))
+    show([max_batch_shown(m, w, side.need_hw())])
 
 
 def _formulas_attention(side: Sidebar) -> None:
@@ -661,7 +664,7 @@ def _formulas_attention(side: Sidebar) -> None:
     d = side.model.head_dim if side.model is not None else 128
     st.subheader(f"Attention intensity — N = s = {w.context}, d = d_h = {d}, B = {w.batch}, "
                  "b = b_kv")
-    show(compute.attention_formula_list(d, w))
+    show(attention_formulas(d, w))
 
 
 def _formulas_speculative(side: Sidebar) -> None:
@@ -673,7 +676,7 @@ def _formulas_speculative(side: Sidebar) -> None:
     except ValueError:
         ratio, where = 0.05, "c = 0.05 (no valid model/hardware to derive it)"
     st.subheader(f"Speculative decoding — α = {s.alpha:g}, γ = {s.gamma}, {where}")
-    show(compute.speculative_formulas(s.alpha, s.gamma, ratio))
+    show(speculative_formulas(s.alpha, s.gamma, ratio))
 
 
 # ================================================================ Validation

@@ -370,17 +370,23 @@ def show_formula(f: Formula, values: dict, note: str = "") -> ShownFormula:
                         r"= \mathbf{" + shown.replace(",", "{,}") + "}")
 
 
-def memory_formulas(m: ModelSpec, w: Workload, hw: HardwareSpec | None) -> list[ShownFormula]:
-    """P, W, the KV cache per token / request / batch and, with hardware, B_max."""
-    vals = dict(model_values(m), context=w.context, batch=w.batch, tp=w.tp,
+def memory_formulas(m: ModelSpec, w: Workload) -> list[ShownFormula]:
+    """P, W and the KV cache per token / request / batch."""
+    vals = _memory_values(m, w)
+    return [show_formula(f, vals) for f in (param_count_formula(m), weight_memory_formula(m),
+                                            KV_PER_TOKEN, KV_PER_REQUEST, KV_BATCH)]
+
+
+def max_batch_shown(m: ModelSpec, w: Workload, hw: HardwareSpec) -> ShownFormula:
+    """B_max with the hardware's memory, u = 1, R = 0."""
+    check_workload_tp(m, w.tp)
+    return show_formula(max_batch_formula(m), dict(_memory_values(m, w), memory=hw.memory_bytes),
+                        f" — M = {hw.name}'s memory, u = 1 usable, R = 0 reserved")
+
+
+def _memory_values(m: ModelSpec, w: Workload) -> dict:
+    return dict(model_values(m), context=w.context, batch=w.batch, tp=w.tp,
                 weight_bytes=w.weight_bytes, kv_bytes=w.kv_bytes, mem_util=1, reserved=0)
-    out = [show_formula(f, vals) for f in (param_count_formula(m), weight_memory_formula(m),
-                                           KV_PER_TOKEN, KV_PER_REQUEST, KV_BATCH)]
-    if hw is not None:
-        check_workload_tp(m, w.tp)
-        out.append(show_formula(max_batch_formula(m), dict(vals, memory=hw.memory_bytes),
-                                f" — M = {hw.name}'s memory, u = 1 usable, R = 0 reserved"))
-    return out
 
 
 def attention_formula_list(d: int, w: Workload) -> list[ShownFormula]:
@@ -466,6 +472,6 @@ __all__ = ["AttentionPage", "CONTEXTS", "MaxBatchChart", "MemoryBasics", "Memory
            "RooflinePage", "RooflineTimes", "ShownFormula", "SpeculativePage",
            "ValidationResults", "attention_formula_list", "attention_page",
            "batch_scan_points", "max_batch_chart", "measurement_files", "memory_basics",
-           "memory_formulas", "memory_plan", "param_table", "png", "read_table",
+           "max_batch_shown", "memory_formulas", "memory_plan", "param_table", "png", "read_table",
            "roofline_page", "roofline_times", "show_formula", "speculative_formulas",
            "speculative_page", "tp_table", "validation_results"]
