@@ -223,10 +223,8 @@ def _edges(widget) -> list:
     values = [lo, hi]
     if lo is not None and hi is not None and lo < 0 < hi:
         values.append(0)
-    if isinstance(hi, int):
-        values += [hi + 1, -(10**30)]       # refused by the widget: the value stays
-    elif hi is not None:
-        values += [hi * 10]
+    if hi is not None:
+        values.append(hi + 1 if isinstance(hi, int) else hi * 10)   # refused: the value stays
     return values
 
 
@@ -256,7 +254,8 @@ def sweep_widgets(c: Checked, skip: set[str]) -> int:
         for value in values:
             c.set(kind, key, value)
             inputs += 1
-        c.set(kind, key, original, f"{kind} {key} back")
+        if getattr(c.at, kind)(key=key).value != original:
+            c.set(kind, key, original, f"{kind} {key} back")
     return inputs
 
 

@@ -314,7 +314,7 @@ def test_random_walk(server, browser_page):
     """A seeded random walk through every kind of input: after every step the page holds no
     exception box, no traceback and no inf/NaN metric; the selector and uploaders stay."""
     page = browser_page
-    page.goto(server)
+    page.goto(f"{server}/?model=custom&hw=custom&eta=custom")   # every kind of widget shown
     idle(page)
     rng = random.Random(WALK_SEED)
     actions = [
