@@ -380,9 +380,7 @@ def efficiency_fields(hw: HardwareSpec | None) -> None:
 
 
 def workload_section(side: Sidebar) -> None:
-    if guarded(workload_fields, where="Workload") is None and not all(
-            k in ss for k in ("batch", "context", "generate", "tp")):
-        return
+    guarded(workload_fields, where="Workload")
     guarded(efficiency_fields, side.hw, where="Efficiencies")
     side.workload = guarded(Workload.of, ss, where="Workload")
 
@@ -746,7 +744,7 @@ PAGES: dict[str, Callable[[Sidebar], None]] = dict(zip(state.PAGES, (
 
 # ================================================================ main
 def main() -> None:
-    init_state()
+    guarded(init_state, where="Link")
     st.html(CSS)
     st.title("costmodel — what does serving this LLM cost?")
     st.caption("An analytical calculator for decoder-only transformers: exact parameter and "
