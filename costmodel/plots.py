@@ -210,7 +210,10 @@ def roofline_chart(*analyses: Analysis, labels: Sequence[str] | None = None) -> 
     renderer = fig.canvas.get_renderer()
     to_px = ax.transData.transform
     all_xy = to_px(np.column_stack([xs[:-1], ys[:-1]])) if len(xs) > 1 else np.empty((0, 2))
-    placer = _Placer(ax, renderer, all_xy, to_px(np.column_stack([roof_x, roof_y])))
+    ridge_y = np.logspace(np.log10(y_lo), np.log10(y_hi), 200)
+    lines = np.vstack([np.column_stack([roof_x, roof_y]),       # the roof and the ridge line
+                       np.column_stack([np.full_like(ridge_y, ridge), ridge_y])])
+    placer = _Placer(ax, renderer, all_xy, to_px(lines))
     placer.block(legend.get_window_extent(renderer).padded(2))
     ridge_text = f"ridge point\n{ridge:,.0f} FLOPs/byte"
     for y_frac in (0.04, 0.3, 0.6):

@@ -321,7 +321,7 @@ def test_random_walk(server, browser_page):
         (3, lambda: (go(page, rng.choice(PAGES)), "page")[1]),
         (5, lambda: _number(page, rng)),
         (3, lambda: _select(page, rng)),
-        (1, lambda: _click(page, rng, "stCheckbox", "label")),
+        (2, lambda: _click(page, rng, "stCheckbox", "label")),
         (2, lambda: _click(page, rng, "stRadio", '[data-testid="stRadioOption"]')),
         (1, lambda: _slider(page, rng)),
         (2, lambda: _upload(page, rng)),
@@ -343,6 +343,10 @@ def test_random_walk(server, browser_page):
         check_page(page, f"step {steps}: {what}")
     print(f"\nrandom walk: {steps} interactions {dict(sorted(counts.items()))}")
     assert steps >= min(200, WALK_STEPS), f"only {steps} interactions in {WALK_SECONDS:.0f} s"
+    shot(page, "walk_end")
+    # every page once more, in a fresh session of another configuration
+    page.goto(f"{server}/?model=llama3-70b&hw=h100-sxm&tp=8&batch=64&context=8192")
+    idle(page)
     for name in PAGES:
         go(page, name)
         check_page(page, f"final {name}")
