@@ -28,7 +28,7 @@ def _figure(**kw) -> mfigure.Figure:
 
 #: Operator labels of the roofline chart: font size (points), the widest line (characters) and
 #: the most lines of one label; the distances (points) a label is tried at from its operators.
-LABEL_SIZE, LABEL_WIDTH, LABEL_LINES = 7, 30, 3
+LABEL_SIZE, LABEL_WIDTH, LABEL_LINES = 7, 30, 4
 LABEL_DISTANCES = (6, 14, 26, 42, 64)
 #: Scatter markers of the analyses, and the same shapes as text (a label naming operators of
 #: several analyses tags each list with its analysis's shape, as in the legend).
