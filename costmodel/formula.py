@@ -36,6 +36,18 @@ class _Printer(NumPyPrinter):
     def _print_Heaviside(self, expr):
         return f"_step({self._print(expr.args[0])})"
 
+    def _nested(self, fn: str, args) -> str:
+        first, *rest = (self._print(a) for a in args)
+        for a in rest:
+            first = f"numpy.{fn}({first}, {a})"
+        return first
+
+    def _print_Min(self, expr):
+        return self._nested("minimum", expr.args)
+
+    def _print_Max(self, expr):
+        return self._nested("maximum", expr.args)
+
 
 #: The names the generated code uses: the numpy module itself and the step function (passing
 #: them directly spares lambdify importing every numpy submodule, a tenth of a second).

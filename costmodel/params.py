@@ -9,10 +9,25 @@ and a learned position table of S rows:
     attn biases  L ((H + 2 H_kv) d_h + d)            (where the linears carry biases)
     mlp          L k d d_ff                          (k = 3 gated/SwiGLU, 2 otherwise)
     mlp biases   L ((k - 1) d_ff + d)
-    norms        (2L + 1) n_norm d                   (n_norm = 2 LayerNorm, 1 RMSNorm)
+    norms        (n L + 1) n_norm d                  (n = 2 norms per layer, 4 in Gemma-2/3;
+                                                      n_norm = 2 LayerNorm, 1 RMSNorm)
     lm head      V d (+ V bias)                      (0 when tied to the embeddings)
 
-The structure (which terms exist) comes from the spec's flags; the sizes stay symbolic.
+and where a model has them:
+
+    qk norms     2 L d_h                             (per-head q and k RMSNorm weights)
+    sinks        L H                                 (one sink logit per head)
+    attention    L (d r_q + r_q + r_q H (d_n + d_r)   (multi-head latent attention: q through
+      (MLA)        + d (r_kv + d_r) + r_kv             a rank-r_q latent or d H (d_n + d_r)
+                   + r_kv H (d_n + d_v) + H d_v d)     directly; K, V through rank r_kv)
+    mlp          L_d k d d_ff                        (dense layers only in a MoE: L_d of them)
+    router       (L − L_d)(d E (+ E bias))
+    experts      (L − L_d) E k d f_e (+ E ((k − 1) f_e + d) biases)
+    shared       (L − L_d) k d f_s
+
+The *active* parameters of a MoE are those one token uses: every expert's share replaced by
+k of the E experts. The structure (which terms exist) comes from the spec; the sizes stay
+symbolic.
 """
 
 from __future__ import annotations
@@ -23,33 +38,75 @@ import sympy as sp
 
 from costmodel.checks import check_element_bytes
 from costmodel.formula import Formula
+from costmodel.ops import Structure, layer_counts, spec_flags
 from costmodel.presets import model as model_preset
 from costmodel.specs import ModelSpec
-from costmodel.symbols import H, H_kv, L, S, V, b_w, d, d_ff, d_h, model_values
+from costmodel.symbols import (
+    E,
+    H,
+    H_kv,
+    L,
+    L_d,
+    S,
+    V,
+    b_w,
+    d,
+    d_ff,
+    d_h,
+    d_n,
+    d_r,
+    d_v,
+    f_e,
+    f_s,
+    model_values,
+    r_kv,
+    r_q,
+)
 from costmodel.units import exact_number
 
+#: Components that only a mixture of experts has, and the routed experts among them.
+EXPERT_COMPONENTS = ("experts", "expert_bias")
 
-def _flags(spec: ModelSpec) -> tuple:
-    return (spec.gated_mlp, spec.norm, spec.qkv_bias, spec.out_bias, spec.mlp_bias,
-            spec.lm_head_bias, spec.tied_embeddings, spec.positions)
+
+def _flags(spec: ModelSpec) -> tuple[Structure, bool]:
+    return spec_flags(spec), spec.tied_embeddings
 
 
 @cache
-def _components(flags: tuple) -> dict[str, sp.Expr]:
-    gated, norm, qkv_bias, out_bias, mlp_bias, lm_head_bias, tied, positions = flags
-    k = 3 if gated else 2
-    n_norm = 2 if norm == "layernorm" else 1
+def _components(flags: tuple[Structure, bool]) -> dict[str, sp.Expr]:
+    st, tied = flags
+    k = 3 if st.gated else 2
+    n_norm = 2 if st.norm == "layernorm" else 1
     zero = sp.Integer(0)
-    return {
+    dense_layers, moe_layers = layer_counts(st.moe, L - L_d)
+    if st.mla:
+        q_part = (d * r_q + r_q + r_q * H * (d_n + d_r)) if st.q_lora else d * H * (d_n + d_r)
+        attention = L * (q_part + d * (r_kv + d_r) + r_kv + r_kv * H * (d_n + d_v) + H * d_v * d)
+    else:
+        attention = L * (d * H * d_h + 2 * d * H_kv * d_h + H * d_h * d)
+    out = {
         "embeddings": V * d,
-        "positions": S * d if positions == "learned" else zero,
-        "attention": L * (d * H * d_h + 2 * d * H_kv * d_h + H * d_h * d),
-        "attention_bias": L * ((H + 2 * H_kv) * d_h * int(qkv_bias) + d * int(out_bias)),
-        "mlp": L * k * d * d_ff,
-        "mlp_bias": L * ((k - 1) * d_ff + d) if mlp_bias else zero,
-        "norms": (2 * L + 1) * n_norm * d,
-        "lm_head": (zero if tied else V * d) + (V if lm_head_bias else zero),
+        "positions": S * d if st.positions == "learned" else zero,
+        "attention": attention,
+        "attention_bias": zero if st.mla else
+        L * ((H + 2 * H_kv) * d_h * int(st.qkv_bias) + d * int(st.out_bias)),
+        "mlp": dense_layers * k * d * d_ff,
+        "mlp_bias": dense_layers * ((k - 1) * d_ff + d) if st.mlp_bias else zero,
+        "norms": (st.norms_per_layer * L + 1) * n_norm * d,
+        "lm_head": (zero if tied else V * d) + (V if st.lm_head_bias else zero),
     }
+    if st.qk_norm:
+        out["qk_norm"] = L * 2 * d_h
+    if st.sinks:
+        out["sinks"] = L * H
+    if st.moe != "none":
+        out["router"] = moe_layers * (d * E + (E if st.router_bias else 0))
+        out["experts"] = moe_layers * E * k * d * f_e
+        if st.mlp_bias:
+            out["expert_bias"] = moe_layers * E * ((k - 1) * f_e + d)
+        if st.shared_experts:
+            out["shared_experts"] = moe_layers * k * d * f_s
+    return out
 
 
 def param_components(spec: ModelSpec | str) -> dict[str, Formula]:
@@ -81,6 +138,22 @@ def param_breakdown(spec: ModelSpec | str) -> dict[str, int]:
 def param_count(spec: ModelSpec | str) -> int:
     """Exact parameter count (e.g. 124,439,808 for GPT-2, 8,030,261,248 for Llama-3-8B)."""
     return int(sum(v for _, v in _breakdown(model_preset(spec))))
+
+
+def expert_param_count(spec: ModelSpec | str) -> int:
+    """Parameters of the routed experts (0 for a dense model)."""
+    return int(sum(v for name, v in _breakdown(model_preset(spec))
+                   if name in EXPERT_COMPONENTS))
+
+
+def active_param_count(spec: ModelSpec | str) -> int:
+    """Parameters one token uses: all but the routed experts, plus k of the E experts of every
+    MoE layer (P − (1 − k/E)·P_experts; = P for a dense model)."""
+    m = model_preset(spec)
+    experts = expert_param_count(m)
+    if not experts:
+        return param_count(m)
+    return param_count(m) - experts + experts * m.experts_per_token // m.n_experts
 
 
 def weight_memory_formula(spec: ModelSpec | str) -> Formula:

@@ -136,6 +136,28 @@ def allreduce_time(comm_bytes, tp, link_bandwidth: float, latency: float):
     return np.where(active, t, 0.0)
 
 
+def alltoall_time(comm_bytes, group, link_bandwidth: float, latency: float):
+    """All-to-all of ``comm_bytes`` per GPU over ``group`` GPUs: a share (G − 1)/G of them leaves
+    the GPU, (G − 1)/G · m / β_link + latency; 0 where G = 1 (arrays broadcast)."""
+    if np.ndim(group) == 0 and group == 1:
+        return np.zeros(np.shape(comm_bytes))
+    g = np.asarray(group, dtype=float)
+    comm = np.asarray(comm_bytes, dtype=float)
+    active = (comm > 0) & (g > 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (g - 1) / np.maximum(g, 1) * comm / link_bandwidth + latency
+    return np.where(active, t, 0.0)
+
+
+def comm_time(comm_bytes, alltoall, tp, ep, link_bandwidth: float, latency: float):
+    """Communication time of operators: an all-reduce over the TP group, or (where
+    ``alltoall``) an all-to-all over the EP group."""
+    ar = allreduce_time(comm_bytes, tp, link_bandwidth, latency)
+    if not np.any(alltoall):
+        return ar
+    return np.where(alltoall, alltoall_time(comm_bytes, ep, link_bandwidth, latency), ar)
+
+
 def roofline_time(compute_t, memory_t, comm_t=0.0, overhead_t=0.0):
     """max(compute time, memory time) + communication + fixed overhead (arrays broadcast)."""
     return np.maximum(compute_t, memory_t) + comm_t + overhead_t
@@ -181,4 +203,4 @@ def op_classes(kinds, rows, skinny_rows: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 __all__ = ["EFFICIENCY_FIELDS", "Efficiency", "MATMUL_KINDS", "Machine", "Priced",
-           "allreduce_time", "op_classes", "price", "resolve_dtype", "roofline_time"]
+           "allreduce_time", "alltoall_time", "comm_time", "op_classes", "price", "resolve_dtype", "roofline_time"]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from costmodel.batch import check_tp
+from costmodel.batch import check_parallel, check_tp
 from costmodel.checks import (
     MAX_COUNT,
     MAX_GAMMA,
@@ -32,24 +32,22 @@ from costmodel.lazy import deferred
 from costmodel.ops import PARTS, Op, Options, _operators, spec_flags, total_expr
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import model as model_preset
-from costmodel.pricing import Efficiency, Machine, allreduce_time, op_classes, price
+from costmodel.pricing import Efficiency, Machine, comm_time, op_classes, price
 from costmodel.specs import HardwareSpec, ModelSpec
 from costmodel.speculative import check_alpha, expected_tokens, speedup
 from costmodel.symbols import (
+    BY_NAME,
+    DP,
+    EP,
+    MODEL_SIZES,
     TP,
     B,
-    H,
-    H_kv,
-    L,
-    V,
     b_a,
     b_kv,
     b_w,
+    b_we,
     beta,
     c,
-    d,
-    d_ff,
-    d_h,
     eta_c,
     eta_m,
     g,
@@ -63,8 +61,11 @@ from costmodel.workload import phase_pass
 
 pd = deferred("pandas")
 
-ARGS = (L, d, H, H_kv, d_h, d_ff, V, B, q, c, TP, b_w, b_a, b_kv)
-QUANTITIES = ("flops", *PARTS, "comm_bytes", "rows")
+#: The compiled functions' arguments: the model's sizes, then the workload.
+MODEL_ARGS = tuple(BY_NAME[name] for name in MODEL_SIZES)
+WORKLOAD_ARGS = (B, q, c, TP, EP, DP, b_w, b_we, b_a, b_kv)
+ARGS = (*MODEL_ARGS, *WORKLOAD_ARGS)
+QUANTITIES = ("flops", *PARTS, "comm_bytes", "rows", "count")
 OPS_COLUMNS = ["op", "kind", "block", "count", "flops", "bytes", *PARTS, "comm_bytes",
                "intensity", "compute_time", "memory_time", "comm_time", "overhead_time", "time",
                "bound"]
@@ -79,30 +80,56 @@ class Compiled:
     names: tuple[str, ...]
     kinds: np.ndarray
     blocks: tuple[str, ...]
-    per_layer: np.ndarray
     kernels: np.ndarray
     weight_matmul: np.ndarray     # weight matmuls (may be skinny)
     streaming: np.ndarray         # elementwise and copy passes
+    alltoall: np.ndarray          # communication over the EP group (else TP all-reduce)
 
 
 @cache
 def compiled(flags: tuple, options: Options) -> Compiled:
-    """``fn(L, d, H, H_kv, d_h, d_ff, V, B, q, c, TP, b_w, b_a, b_kv)`` → per operator (flops,
-    five byte parts, comm bytes, rows) per occurrence, flattened."""
+    """``fn(*model sizes, B, q, c, TP, EP, DP, b_w, b_we, b_a, b_kv)`` → per operator (flops,
+    five byte parts, comm bytes, rows) per occurrence and its count, flattened."""
     ops = _operators(flags, options)
     fn = compile_numeric(ARGS, [getattr(op, name) for op in ops for name in QUANTITIES])
     kinds = np.array([op.kind for op in ops])
     weight_matmul, streaming = op_classes(kinds, 0, 0)
     return Compiled(ops, fn, tuple(op.name for op in ops), kinds,
-                    tuple(op.block for op in ops), np.array([op.per_layer for op in ops]),
+                    tuple(op.block for op in ops),
                     np.array([op.kernels for op in ops], dtype=float), weight_matmul,
-                    streaming)
+                    streaming, np.array([op.comm == "alltoall" for op in ops]))
+
+
+def model_args(m: ModelSpec) -> tuple:
+    """The model's sizes in the order of :data:`MODEL_ARGS`."""
+    return _resolved(m)[1]
+
+
+def _resolved(m: ModelSpec) -> tuple:
+    """(structure, sizes) of a spec, kept for the last few spec objects (specs are immutable;
+    holding the spec keeps its id from being reused)."""
+    hit = _SPECS.get(id(m))
+    if hit is not None and hit[0] is m:
+        return hit[1:]
+    values = model_values(m)
+    entry = (m, spec_flags(m), tuple(values[name] for name in MODEL_SIZES))
+    if len(_SPECS) >= 1024:
+        _SPECS.pop(next(iter(_SPECS)))
+    _SPECS[id(m)] = entry
+    return entry[1:]
+
+
+_SPECS: dict[int, tuple] = {}
+
+
 
 
 @cache
-def _options(attention, causal, lm_head, fused_qkv, kv_cache, kv_sharing, mask, kv_update):
+def _options(attention, causal, lm_head, fused_qkv, kv_cache, kv_sharing, mask, kv_update,
+             experts, mla, expert_parallel):
     return Options(attention=attention, causal=causal, lm_head=lm_head, fused_qkv=fused_qkv,
-                   kv_cache=kv_cache, kv_sharing=kv_sharing, mask=mask, kv_update=kv_update)
+                   kv_cache=kv_cache, kv_sharing=kv_sharing, mask=mask, kv_update=kv_update,
+                   experts=experts, mla=mla, expert_parallel=expert_parallel)
 
 
 def default_act_bytes(weight_bytes: float) -> int:
@@ -254,50 +281,61 @@ def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_toke
             act_bytes: float | None = None, dtype: str | None = None,
             attention: str = "standard", causal: str = "full", lm_head: str = "last",
             fused_qkv: bool = True, kv_cache: bool = True, kv_sharing: str = "per_request",
-            mask: bool = True, kv_update: str = "inplace", eta_c: float | None = None,
+            mask: bool = True, kv_update: str = "inplace", ep: int = 1,
+            expert_weight_bytes: float | None = None, experts: str = "uniform",
+            mla: str = "absorbed", eta_c: float | None = None,
             eta_m: float | None = None, eta_c_skinny: float | None = None,
             eta_m_elementwise: float | None = None,
             kernel_overhead: float | None = None) -> Analysis:
     """Roofline analysis of one forward pass: ``batch`` sequences each adding ``new_tokens``
     tokens (q) on top of ``cached_tokens`` (c) already in the KV cache, on one GPU of a group of
-    ``tp``.
+    ``tp`` (and, for a mixture of experts, ``ep`` GPUs holding E/ep experts each, the attention
+    running as ep/tp replicas of batch·tp/ep sequences).
 
-    ``act_bytes`` defaults to 2 (16-bit activations) unless weights are fp32 (then 4).
-    ``dtype`` picks the peak FLOP/s (default from ``weight_bytes``). The efficiencies default to
-    the hardware's (1 for datasheet presets); a value given here replaces it. See
-    :mod:`costmodel.ops` for the structural options.
+    ``act_bytes`` defaults to 2 (16-bit activations) unless weights are fp32 (then 4);
+    ``expert_weight_bytes`` (routed experts) defaults to ``weight_bytes``. ``dtype`` picks the
+    peak FLOP/s (default from ``weight_bytes``). The efficiencies default to the hardware's (1
+    for datasheet presets); a value given here replaces it. See :mod:`costmodel.ops` for the
+    structural options (``experts``: uniform | all; ``mla``: absorbed | naive | expanded).
     """
     m, hw = model_preset(m), hardware_preset(hw)
     act_bytes = default_act_bytes(weight_bytes) if act_bytes is None else act_bytes
+    expert_weight_bytes = weight_bytes if expert_weight_bytes is None else expert_weight_bytes
     _check_workload(m, batch, new_tokens, cached_tokens, tp, weight_bytes, kv_bytes, act_bytes)
-    if tp > 1 and hw.interconnect_bandwidth <= 0:
-        raise ValueError(f"tp: {hw.name} has no interconnect bandwidth, so TP={tp} cannot be "
-                         "modelled; give interconnect_bandwidth")
+    check_element_bytes("expert_weight_bytes", expert_weight_bytes)
+    dp = check_parallel(m, tp, ep)
+    if max(tp, ep) > 1 and hw.interconnect_bandwidth <= 0:
+        raise ValueError(f"tp: {hw.name} has no interconnect bandwidth, so TP={tp}, EP={ep} "
+                         "cannot be modelled; give interconnect_bandwidth")
     options = _options(attention, causal, lm_head, fused_qkv, kv_cache, kv_sharing, mask,
-                       kv_update)
+                       kv_update, experts, mla, ep > 1)
     mach = Machine.of(hw, dtype, weight_bytes, eta_c=eta_c, eta_m=eta_m,
                       eta_c_skinny=eta_c_skinny, eta_m_elementwise=eta_m_elementwise,
                       kernel_overhead=kernel_overhead)
-    comp = compiled(spec_flags(m), options)
-    vals = comp.fn(m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.head_dim, m.d_ff,
-                   m.vocab_size, batch, new_tokens, cached_tokens, tp, weight_bytes, act_bytes,
-                   kv_bytes)
+    structure, sizes = _resolved(m)
+    comp = compiled(structure, options)
+    vals = comp.fn(*sizes, batch, new_tokens, cached_tokens, tp, ep, dp, weight_bytes,
+                   expert_weight_bytes, act_bytes, kv_bytes)
     per_occ = np.array(vals, dtype=float).reshape(len(comp.ops), len(QUANTITIES))
-    count = np.where(comp.per_layer, float(m.n_layers), 1.0)
+    count = per_occ[:, 8]
     qty = per_occ[:, :7] * count[:, None]
-    if tp == 1:
-        qty[:, 6] = 0.0                     # no communication without tensor parallelism
+    qty[:, 6] *= np.where(comp.alltoall, ep > 1, tp > 1)   # no group, no communication
     flops, nbytes = qty[:, 0], qty[:, 1:6].sum(axis=1)
     active = (flops + nbytes) > 0
     terms = {"compute_ideal": flops / mach.peak, "memory_ideal": nbytes / mach.bandwidth,
-             "comm": allreduce_time(per_occ[:, 6], tp, mach.link_bandwidth, mach.link_latency)
-             * count, "kernels": comp.kernels * count * active,
+             "comm": comm_time(per_occ[:, 6], comp.alltoall, tp, ep, mach.link_bandwidth,
+                               mach.link_latency) * count,
+             "kernels": comp.kernels * count * active,
              "skinny": comp.weight_matmul & (per_occ[:, 7] <= mach.efficiency.skinny_rows),
              "streaming": comp.streaming}
     priced = price(**terms, **mach.efficiency.terms)
     workload = {"batch": batch, "new_tokens": new_tokens, "cached_tokens": cached_tokens,
                 "tp": tp, "weight_bytes": weight_bytes, "kv_bytes": kv_bytes,
                 "act_bytes": act_bytes}
+    if ep > 1:
+        workload["ep"] = ep
+    if expert_weight_bytes != weight_bytes:
+        workload["expert_weight_bytes"] = expert_weight_bytes
     return Analysis(m, hw, workload, mach.dtype, options, mach.efficiency, comp.names,
                     comp.kinds, comp.blocks, count, qty, terms, priced)
 
@@ -366,16 +404,24 @@ def sum_max_linear(a0, a1, b0, b1, lo, n):
 def decode_steps_time(m, hw, context: int, steps: int, batch: int = 1, **kw) -> float:
     """Σ_{k=0}^{steps−1} of the decode step at context s + k, in closed form.
 
-    Each operator's compute and memory time are linear in c once c ≥ 1 (the cache is never
-    empty again), so the sum is an arithmetic series on each side of each operator's
-    compute/memory crossing (:func:`sum_max_linear`): no loop over the steps."""
+    Each operator's compute and memory time are linear in c between breakpoints — c = 0 (the
+    cache is never empty again) and, with a sliding window W, c = W − 1 (the window is full:
+    from there on the window layers' cost is constant) — so on each stretch the sum is an
+    arithmetic series on each side of each operator's compute/memory crossing
+    (:func:`sum_max_linear`): no loop over the steps."""
     check_nonneg_int("context", context)
     check_int("steps", steps, 0, MAX_COUNT)
     if steps == 0:
         return 0.0
+    m = model_preset(m)
     d0 = decode_step(m, hw, context, batch, **kw)
     if context == 0:   # the first step reads an empty cache: price it alone
         return d0.time + decode_steps_time(m, hw, 1, steps - 1, batch, **kw)
+    full = m.sliding_window - 1 if m.window_layers else 0
+    if context < full < context + steps - 1:   # a kink inside: sum each stretch
+        head = full - context
+        return (decode_steps_time(m, hw, context, head, batch, **kw)
+                + decode_steps_time(m, hw, full, steps - head, batch, **kw))
     if steps == 1:
         return d0.time
     d1 = decode_step(m, hw, context + 1, batch, **kw)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from costmodel.checks import (
+    MAX_DIM,
     check_bool,
     check_choice,
     check_dim,
@@ -51,6 +52,26 @@ class ModelSpec:
     which linears carry a bias. ``tied_embeddings`` shares the LM head with the token table.
     ``positions`` is ``learned`` (a ``max_context × d_model`` table) or ``rotary`` (no weights).
     Sizes are integers in [1, 2**31 - 1].
+
+    What modern configs carry (every default is the dense 2023 decoder):
+
+    * ``norms_per_layer`` — 2 (before attention and MLP) or 4 (Gemma-2/3 add one after each);
+      ``qk_norm`` — an RMSNorm over each query and key head (Qwen3, Gemma-3);
+      ``attention_sinks`` — a learned sink logit per head (GPT-OSS); ``rotary_fraction`` — the
+      share of each head's dims that rotary rotates (partial rotary).
+    * Sliding-window attention: ``sliding_window`` = W > 0 makes ``window_layers`` layers (all by
+      default) attend to the last W tokens (the new token and W − 1 cached ones); the others
+      attend to everything (Gemma-2 and GPT-OSS alternate, Gemma-3 has 5 window layers per
+      global one).
+    * Mixture of experts: ``n_experts`` routed experts of width ``d_ff_expert`` per MoE layer, of
+      which each token uses ``experts_per_token``; ``n_shared_experts`` always-on experts of
+      total width ``d_ff_shared`` (default n_shared · d_ff_expert); the first ``dense_layers``
+      layers keep a dense MLP of width ``d_ff`` (DeepSeek's first_k_dense_replace); the router
+      is a d × E linear (``router_bias`` adds E biases).
+    * Multi-head latent attention (DeepSeek-V2/V3): ``kv_lora_rank`` > 0 compresses K and V into
+      a latent of that rank plus a shared rotary key of ``qk_rope_head_dim``; queries have
+      ``qk_nope_head_dim + qk_rope_head_dim`` dims per head (through a ``q_lora_rank`` latent
+      when > 0), values ``v_head_dim``.
     """
 
     name: str
@@ -71,6 +92,24 @@ class ModelSpec:
     lm_head_bias: bool = False
     tied_embeddings: bool = True
     positions: str = "learned"
+    norms_per_layer: int = 2
+    qk_norm: bool = False
+    attention_sinks: bool = False
+    rotary_fraction: float = 1.0
+    sliding_window: int = 0
+    window_layers: int | None = None
+    n_experts: int = 0
+    experts_per_token: int = 0
+    n_shared_experts: int = 0
+    d_ff_expert: int | None = None
+    d_ff_shared: int | None = None
+    dense_layers: int = 0
+    router_bias: bool = False
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -100,13 +139,76 @@ class ModelSpec:
         check_choice("activation", self.activation, ACTIVATIONS)
         for name in MODEL_FLAGS:
             check_bool(name, getattr(self, name))
+        self._check_architecture()
         if not isinstance(self.source, str):
             raise ValueError(f"source: must be text, got {type(self.source).__name__}")
+
+    def _check_architecture(self) -> None:
+        put = object.__setattr__
+        if check_int("norms_per_layer", self.norms_per_layer, 1, 8) not in (2, 4):
+            raise ValueError(f"norms_per_layer: must be 2 or 4, got {self.norms_per_layer!r}")
+        for name in ("qk_norm", "attention_sinks", "router_bias"):
+            check_bool(name, getattr(self, name))
+        put(self, "rotary_fraction", check_fraction("rotary_fraction", self.rotary_fraction))
+        for name in ("sliding_window", "n_experts", "experts_per_token", "n_shared_experts",
+                     "dense_layers", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
+                     "qk_rope_head_dim", "v_head_dim"):
+            put(self, name, check_int(name, getattr(self, name), 0, MAX_DIM))
+        if self.window_layers is None:
+            put(self, "window_layers", self.n_layers if self.sliding_window else 0)
+        put(self, "window_layers", check_int("window_layers", self.window_layers, 0,
+                                             self.n_layers))
+        if self.window_layers and not self.sliding_window:
+            raise ValueError(f"window_layers: {self.window_layers} window layers need a "
+                             "sliding_window > 0")
+        if self.n_experts:
+            if not 1 <= self.experts_per_token <= self.n_experts:
+                raise ValueError(f"experts_per_token: must lie in [1, n_experts="
+                                 f"{self.n_experts}], got {self.experts_per_token!r}")
+            if self.d_ff_expert is None:
+                put(self, "d_ff_expert", self.d_ff)
+            put(self, "d_ff_expert", check_dim("d_ff_expert", self.d_ff_expert))
+            put(self, "dense_layers", check_int("dense_layers", self.dense_layers, 0,
+                                                self.n_layers))
+        else:
+            for name in ("experts_per_token", "n_shared_experts", "dense_layers"):
+                if getattr(self, name):
+                    raise ValueError(f"{name}: needs n_experts > 0 (a mixture of experts)")
+            if self.d_ff_expert is not None or self.router_bias:
+                raise ValueError("d_ff_expert, router_bias: need n_experts > 0")
+        if self.n_shared_experts:
+            if self.d_ff_shared is None:
+                put(self, "d_ff_shared", self.n_shared_experts * self.d_ff_expert)
+            put(self, "d_ff_shared", check_dim("d_ff_shared", self.d_ff_shared))
+        elif self.d_ff_shared is not None:
+            raise ValueError("d_ff_shared: needs n_shared_experts > 0")
+        if self.kv_lora_rank:
+            for name in ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
+                if not getattr(self, name):
+                    raise ValueError(f"{name}: multi-head latent attention (kv_lora_rank > 0) "
+                                     "needs it > 0")
+        elif self.q_lora_rank:
+            raise ValueError("q_lora_rank: needs kv_lora_rank > 0 (multi-head latent attention)")
 
     @property
     def group_size(self) -> int:
         """Query heads per KV head (1 = MHA, n_heads = MQA)."""
         return self.n_heads // self.n_kv_heads
+
+    @property
+    def moe(self) -> bool:
+        """A mixture of experts (routed experts in the MoE layers)."""
+        return self.n_experts > 0
+
+    @property
+    def mla(self) -> bool:
+        """Multi-head latent attention (DeepSeek-V2/V3)."""
+        return self.kv_lora_rank > 0
+
+    @property
+    def moe_layers(self) -> int:
+        """Layers with routed experts (the others have a dense MLP)."""
+        return self.n_layers - self.dense_layers if self.moe else 0
 
     def replace(self, **changes: Any) -> ModelSpec:
         """A copy with some fields changed (validated again)."""

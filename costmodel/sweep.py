@@ -31,7 +31,7 @@ from costmodel.params import param_count
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import model as model_preset
 from costmodel.pricing import Machine, allreduce_time, op_classes, price
-from costmodel.roofline import ARGS, default_act_bytes
+from costmodel.roofline import ARGS, default_act_bytes, model_args
 from costmodel.specs import DTYPES, HardwareSpec, ModelSpec
 from costmodel.workload import PHASES, substitute, writes_cache
 
@@ -46,11 +46,11 @@ class _Totals:
 
 
 @cache
-def _compiled_totals(flags: tuple, options: Options) -> _Totals:
-    """Per operator (flops, bytes, comm bytes, rows) per occurrence."""
+def _compiled_totals(flags, options: Options) -> _Totals:
+    """Per operator (flops, bytes, comm bytes, rows, count) per occurrence."""
     ops = _operators(flags, options)
-    return _Totals(ops, compile_numeric(ARGS, [x for op in ops for x in
-                                               (op.flops, op.bytes, op.comm_bytes, op.rows)]))
+    return _Totals(ops, compile_numeric(ARGS, [x for op in ops for x in (
+        op.flops, op.bytes, op.comm_bytes, op.rows, op.count)]))
 
 
 def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, context=1024, tp=1,
@@ -87,12 +87,11 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
     B_, C_, T_ = np.meshgrid(bs, cs, tps, indexing="ij")
     qv, cv = substitute(phase, C_, gamma, chunk)
     comp = _compiled_totals(spec_flags(m), opts)
-    vals = comp.fn(m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.head_dim, m.d_ff,
-                   m.vocab_size, B_, qv, cv, T_, weight_bytes, act_bytes, kv_bytes)
+    vals = comp.fn(*model_args(m), B_, qv, cv, T_, 1, 1, weight_bytes, weight_bytes, act_bytes,
+                   kv_bytes)
     per_op = []
     for i, op in enumerate(comp.ops):
-        count = m.n_layers if op.per_layer else 1
-        f, b, comm, rows = (np.asarray(v, dtype=float) for v in vals[4 * i:4 * i + 4])
+        f, b, comm, rows, count = (np.asarray(v, dtype=float) for v in vals[5 * i:5 * i + 5])
         per_op.append((op, f * count, b * count, comm, rows, count))
     shape = B_.shape
     flops = np.zeros(shape)
