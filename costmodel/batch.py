@@ -47,7 +47,12 @@ from costmodel.checks import (
 from costmodel.formula import Formula
 from costmodel.kvcache import held_tokens
 from costmodel.ops import MLA, Structure, spec_flags
-from costmodel.params import expert_param_count, param_count, param_count_formula
+from costmodel.params import (
+    expert_param_count,
+    param_count,
+    param_count_formula,
+    resolve_weight_bytes,
+)
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import model as model_preset
 from costmodel.specs import MAX_MEMORY_BYTES, HardwareSpec, ModelSpec
@@ -184,7 +189,7 @@ def check_parallel(m: ModelSpec, tp: int, ep: int) -> int:
 
 
 def batch_plan(m: ModelSpec | str, hw: HardwareSpec | str | int | float, context: int,
-               tp: int = 1, weight_bytes: float = 2, kv_bytes: float = 2,
+               tp: int = 1, weight_bytes: float | None = None, kv_bytes: float = 2,
                mem_util: float = 1.0, reserved: float = 0, params: int | None = None,
                ep: int = 1, expert_weight_bytes: float | None = None,
                mla: str = "absorbed") -> BatchPlan:
@@ -199,10 +204,9 @@ def batch_plan(m: ModelSpec | str, hw: HardwareSpec | str | int | float, context
     check_positive_int("context", context)
     check_tp(m, tp)
     dp = check_parallel(m, tp, ep)
-    check_element_bytes("weight_bytes", weight_bytes)
+    weight_bytes, expert_weight_bytes = resolve_weight_bytes(m, weight_bytes,
+                                                             expert_weight_bytes)
     check_element_bytes("kv_bytes", kv_bytes)
-    expert_weight_bytes = weight_bytes if expert_weight_bytes is None else expert_weight_bytes
-    check_element_bytes("expert_weight_bytes", expert_weight_bytes)
     check_choice("mla", mla, MLA)
     check_fraction("mem_util", mem_util)
     check_nonneg_number("reserved", reserved, MAX_MEMORY_BYTES)
@@ -242,7 +246,7 @@ def batch_plan(m: ModelSpec | str, hw: HardwareSpec | str | int | float, context
 
 
 def max_batch_size(m: ModelSpec | str, hw: HardwareSpec | str | int | float, context: int,
-                   tp: int = 1, weight_bytes: float = 2, kv_bytes: float = 2,
+                   tp: int = 1, weight_bytes: float | None = None, kv_bytes: float = 2,
                    mem_util: float = 1.0, reserved: float = 0, params: int | None = None,
                    **kw) -> int:
     """Largest number of concurrent requests of ``context`` tokens a TP (and EP) group serves

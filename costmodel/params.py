@@ -50,6 +50,7 @@ from costmodel.symbols import (
     S,
     V,
     b_w,
+    b_we,
     d,
     d_ff,
     d_h,
@@ -156,13 +157,38 @@ def active_param_count(spec: ModelSpec | str) -> int:
     return param_count(m) - experts + experts * m.experts_per_token // m.n_experts
 
 
+def resolve_weight_bytes(spec: ModelSpec, weight_bytes: float | None = None,
+                         expert_weight_bytes: float | None = None) -> tuple[float, float]:
+    """(bytes per weight, bytes per routed-expert weight) of an analysis: as given; else the
+    published checkpoint's (``spec.weight_bytes``, ``spec.expert_weight_bytes``); else 16-bit.
+    A ``weight_bytes`` given alone applies to the experts too."""
+    if weight_bytes is None:
+        wb = spec.weight_bytes or 2
+        ewb = expert_weight_bytes or spec.expert_weight_bytes or wb
+    else:
+        wb, ewb = weight_bytes, expert_weight_bytes or weight_bytes
+    return (check_element_bytes("weight_bytes", wb),
+            check_element_bytes("expert_weight_bytes", ewb))
+
+
 def weight_memory_formula(spec: ModelSpec | str) -> Formula:
-    """Weight memory: W = P · b_w bytes."""
-    return Formula("weight_memory", param_count_formula(spec).expr * b_w, "bytes",
-                   "weight memory", symbol="W")
+    """Weight memory: W = P · b_w bytes (routed experts at b_we: (P − P_e)·b_w + P_e·b_we)."""
+    spec = model_preset(spec)
+    total = param_count_formula(spec).expr
+    if spec.moe:
+        experts = sp.Add(*(f.expr for name, f in param_components(spec).items()
+                           if name in EXPERT_COMPONENTS))
+        return Formula("weight_memory", (total - experts) * b_w + experts * b_we, "bytes",
+                       "weight memory", symbol="W")
+    return Formula("weight_memory", total * b_w, "bytes", "weight memory", symbol="W")
 
 
-def weight_memory(spec: ModelSpec | str, weight_bytes: float = 2) -> int | float:
-    """Weight memory in bytes: param_count · b_w, for ``weight_bytes`` = b_w bytes per weight
-    (int when integral)."""
-    return exact_number(param_count(spec) * check_element_bytes("weight_bytes", weight_bytes))
+def weight_memory(spec: ModelSpec | str, weight_bytes: float | None = None,
+                  expert_weight_bytes: float | None = None) -> int | float:
+    """Weight memory in bytes: (P − P_e)·b_w + P_e·b_we, for b_w = ``weight_bytes`` bytes per
+    weight and b_we per routed-expert weight (see :func:`resolve_weight_bytes`; int when
+    integral)."""
+    spec = model_preset(spec)
+    wb, ewb = resolve_weight_bytes(spec, weight_bytes, expert_weight_bytes)
+    experts = expert_param_count(spec)
+    return exact_number((param_count(spec) - experts) * wb + experts * ewb)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import difflib
 from collections.abc import Mapping
+from dataclasses import fields
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -31,8 +32,6 @@ ALIASES = {
     "llama-2-7b": "llama2-7b",
 }
 _BOOL = {"true": True, "false": False}
-_INT_FIELDS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab_size",
-               "max_context")
 _DTYPE_COLUMNS = {"fp32": "fp32_tflops", "tf32": "tf32_tflops", "fp16": "fp16_tflops",
                   "bf16": "bf16_tflops", "fp8": "fp8_tflops", "int8": "int8_tops"}
 
@@ -42,18 +41,28 @@ def _rows(filename: str) -> list[dict[str, str]]:
     return list(csv.DictReader(text.splitlines()))
 
 
+def _cell(field: str, text: str):
+    """A CSV cell as the ModelSpec field's type (an empty cell: the field's default)."""
+    kind = _FIELD_TYPES[field]
+    if "bool" in kind:
+        return _BOOL[text]
+    if "int" in kind:
+        return int(text)
+    if "float" in kind:
+        return float(text)
+    return text
+
+
+_FIELD_TYPES = {f.name: str(f.type) for f in fields(ModelSpec)}
+
+
 @cache
 def model_presets() -> dict[str, ModelSpec]:
-    """Every model preset, by name."""
+    """Every model preset, by name (``costmodel/data/models.csv``: one column per ModelSpec
+    field; an empty cell takes the field's default)."""
     out = {}
     for row in _rows("models.csv"):
-        kw: dict = {k: int(row[k]) for k in _INT_FIELDS}
-        for k in ("gated_mlp", "qkv_bias", "out_bias", "mlp_bias", "lm_head_bias",
-                  "tied_embeddings"):
-            kw[k] = _BOOL[row[k]]
-        out[row["name"]] = ModelSpec(name=row["name"], activation=row["activation"],
-                                     norm=row["norm"], positions=row["positions"],
-                                     source=row["source"], **kw)
+        out[row["name"]] = ModelSpec(**{k: _cell(k, v) for k, v in row.items() if v != ""})
     return out
 
 

@@ -30,6 +30,7 @@ from costmodel.checks import (
 from costmodel.formula import Formula, compile_numeric
 from costmodel.lazy import deferred
 from costmodel.ops import PARTS, Op, Options, _operators, spec_flags, total_expr
+from costmodel.params import resolve_weight_bytes
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import model as model_preset
 from costmodel.pricing import Efficiency, Machine, comm_time, op_classes, price
@@ -277,8 +278,8 @@ def _check_workload(m, batch, new_tokens, cached_tokens, tp, weight_bytes, kv_by
 
 
 def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_tokens: int = 1,
-            cached_tokens: int = 0, tp: int = 1, weight_bytes: float = 2, kv_bytes: float = 2,
-            act_bytes: float | None = None, dtype: str | None = None,
+            cached_tokens: int = 0, tp: int = 1, weight_bytes: float | None = None,
+            kv_bytes: float = 2, act_bytes: float | None = None, dtype: str | None = None,
             attention: str = "standard", causal: str = "full", lm_head: str = "last",
             fused_qkv: bool = True, kv_cache: bool = True, kv_sharing: str = "per_request",
             mask: bool = True, kv_update: str = "inplace", ep: int = 1,
@@ -292,17 +293,21 @@ def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_toke
     ``tp`` (and, for a mixture of experts, ``ep`` GPUs holding E/ep experts each, the attention
     running as ep/tp replicas of batch·tp/ep sequences).
 
-    ``act_bytes`` defaults to 2 (16-bit activations) unless weights are fp32 (then 4);
-    ``expert_weight_bytes`` (routed experts) defaults to ``weight_bytes``. ``dtype`` picks the
-    peak FLOP/s (default from ``weight_bytes``). The efficiencies default to the hardware's (1
+    ``weight_bytes`` and ``expert_weight_bytes`` (routed experts) default to the checkpoint's
+    (``m.weight_bytes``; else 2: 16-bit), see :func:`costmodel.params.resolve_weight_bytes`.
+    ``act_bytes`` defaults to 2 (16-bit activations) unless weights are fp32 (then 4).
+    ``dtype`` picks the peak FLOP/s (default from ``weight_bytes``). The efficiencies default to the hardware's (1
     for datasheet presets); a value given here replaces it. See :mod:`costmodel.ops` for the
     structural options (``experts``: uniform | all; ``mla``: absorbed | naive | expanded).
     """
     m, hw = model_preset(m), hardware_preset(hw)
+    if weight_bytes is None or expert_weight_bytes is not None or m.moe:
+        weight_bytes, expert_weight_bytes = resolve_weight_bytes(m, weight_bytes,
+                                                                 expert_weight_bytes)
+    else:
+        expert_weight_bytes = weight_bytes
     act_bytes = default_act_bytes(weight_bytes) if act_bytes is None else act_bytes
-    expert_weight_bytes = weight_bytes if expert_weight_bytes is None else expert_weight_bytes
     _check_workload(m, batch, new_tokens, cached_tokens, tp, weight_bytes, kv_bytes, act_bytes)
-    check_element_bytes("expert_weight_bytes", expert_weight_bytes)
     dp = check_parallel(m, tp, ep)
     if max(tp, ep) > 1 and hw.interconnect_bandwidth <= 0:
         raise ValueError(f"tp: {hw.name} has no interconnect bandwidth, so TP={tp}, EP={ep} "
@@ -539,7 +544,8 @@ def critical_batch_formula(m: ModelSpec | str, **options) -> Formula:
 
 
 def critical_batch(m: ModelSpec | str, hw: HardwareSpec | str, context: int,
-                   weight_bytes: float = 2, kv_bytes: float = 2, act_bytes: float | None = None,
+                   weight_bytes: float | None = None, kv_bytes: float = 2,
+                   act_bytes: float | None = None,
                    dtype: str | None = None, eta_c: float | None = None,
                    eta_m: float | None = None, **options) -> float:
     """Numeric B_crit (float; ``inf`` when decode never turns compute-bound, e.g. when each
@@ -547,6 +553,11 @@ def critical_batch(m: ModelSpec | str, hw: HardwareSpec | str, context: int,
     to the hardware's η_c and η_m."""
     m, hw = model_preset(m), hardware_preset(hw)
     check_positive_int("context", context)
+    if m.moe:
+        raise ValueError(f"model: {m.name} is a mixture of experts: the experts a decode batch "
+                         "touches grow with B as 1 − (1 − k/E)^B, so B_crit has no closed form; "
+                         "scan the batch with cm.sweep instead")
+    weight_bytes, _ = resolve_weight_bytes(m, weight_bytes)
     act_bytes = default_act_bytes(weight_bytes) if act_bytes is None else act_bytes
     for name, value in (("weight_bytes", weight_bytes), ("kv_bytes", kv_bytes),
                         ("act_bytes", act_bytes)):

@@ -18,6 +18,7 @@ from costmodel.checks import (
     check_bool,
     check_choice,
     check_dim,
+    check_element_bytes,
     check_fraction,
     check_int,
     check_mapping,
@@ -41,7 +42,7 @@ MAX_LATENCY = 1.0                 # seconds per all-reduce or per kernel
 MAX_WATTS = 1e6
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ModelSpec:
     """A decoder-only transformer.
 
@@ -72,6 +73,10 @@ class ModelSpec:
       a latent of that rank plus a shared rotary key of ``qk_rope_head_dim``; queries have
       ``qk_nope_head_dim + qk_rope_head_dim`` dims per head (through a ``q_lora_rank`` latent
       when > 0), values ``v_head_dim``.
+    * The published checkpoint's precision, where it has one: ``weight_bytes`` per weight and
+      ``expert_weight_bytes`` per routed-expert weight, scales included (GPT-OSS ships its
+      experts in MXFP4: 4.25 bits; DeepSeek-V3 in block FP8). ``None``: not stated — an
+      analysis then assumes 16-bit weights unless told otherwise.
     """
 
     name: str
@@ -110,6 +115,8 @@ class ModelSpec:
     qk_nope_head_dim: int = 0
     qk_rope_head_dim: int = 0
     v_head_dim: int = 0
+    weight_bytes: float | None = None
+    expert_weight_bytes: float | None = None
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -189,6 +196,19 @@ class ModelSpec:
                                      "needs it > 0")
         elif self.q_lora_rank:
             raise ValueError("q_lora_rank: needs kv_lora_rank > 0 (multi-head latent attention)")
+        for name in ("weight_bytes", "expert_weight_bytes"):
+            if getattr(self, name) is not None:
+                put(self, name, check_element_bytes(name, getattr(self, name)))
+        if self.expert_weight_bytes is not None and not self.moe:
+            raise ValueError("expert_weight_bytes: needs n_experts > 0")
+
+    def __repr__(self) -> str:
+        """The name and the fields that differ from their defaults (short)."""
+        shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                 if f.name not in ("name", "source")
+                 and (f.name in ("n_layers", "d_model", "n_heads", "vocab_size", "max_context")
+                      or getattr(self, f.name) != _DEFAULTS.get(f.name))]
+        return f"ModelSpec({self.name!r}, {', '.join(shown)})"
 
     @property
     def group_size(self) -> int:
@@ -231,7 +251,19 @@ class ModelSpec:
         return cls(**dict(data))
 
 
-@dataclass(frozen=True)
+#: ModelSpec defaults (a field derived from others is shown when it differs from its default).
+_DEFAULTS = {"gated_mlp": False, "activation": "gelu", "norm": "layernorm", "qkv_bias": True,
+             "out_bias": True, "mlp_bias": True, "lm_head_bias": False,
+             "tied_embeddings": True, "positions": "learned", "norms_per_layer": 2,
+             "qk_norm": False, "attention_sinks": False, "rotary_fraction": 1.0,
+             "sliding_window": 0, "window_layers": 0, "n_experts": 0, "experts_per_token": 0,
+             "n_shared_experts": 0, "d_ff_expert": None, "d_ff_shared": None,
+             "dense_layers": 0, "router_bias": False, "q_lora_rank": 0, "kv_lora_rank": 0,
+             "qk_nope_head_dim": 0, "qk_rope_head_dim": 0, "v_head_dim": 0,
+             "weight_bytes": None, "expert_weight_bytes": None}
+
+
+@dataclass(frozen=True, repr=False)
 class HardwareSpec:
     """One accelerator (or CPU) as the roofline sees it, with the efficiencies it reaches.
 
@@ -300,6 +332,13 @@ class HardwareSpec:
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name}: must be text, got {type(getattr(self, name)).__name__}")
         put(self, "extra", dict(check_mapping("extra", self.extra)))
+
+    def __repr__(self) -> str:
+        peaks = ", ".join(f"{k} {v / 1e12:g}" for k, v in self.peak_flops.items())
+        eff = "" if (self.eta_c, self.eta_m, self.kernel_overhead) == (1.0, 1.0, 0.0) else \
+            f", η_c {self.eta_c:g}, η_m {self.eta_m:g}, t_k {self.kernel_overhead:g} s"
+        return (f"HardwareSpec({self.name!r}: {self.memory_bytes / 2**30:g} GiB, "
+                f"{self.bandwidth / 1e9:g} GB/s, TFLOP/s {peaks}{eff})")
 
     def peak(self, dtype: str) -> float:
         """Dense peak FLOP/s for ``dtype``; ValueError if this hardware has no such path."""

@@ -27,7 +27,7 @@ from costmodel.checks import (
 from costmodel.formula import compile_numeric
 from costmodel.lazy import deferred
 from costmodel.ops import Op, Options, _operators, spec_flags
-from costmodel.params import param_count
+from costmodel.params import resolve_weight_bytes, weight_memory
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import model as model_preset
 from costmodel.pricing import Machine, allreduce_time, op_classes, price
@@ -54,8 +54,9 @@ def _compiled_totals(flags, options: Options) -> _Totals:
 
 
 def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, context=1024, tp=1,
-          phase: str = "decode", gamma: int = 4, chunk: int = 1, weight_bytes: float = 2,
-          kv_bytes: float = 2, act_bytes: float | None = None, dtype: str | None = None,
+          phase: str = "decode", gamma: int = 4, chunk: int = 1,
+          weight_bytes: float | None = None, kv_bytes: float = 2,
+          act_bytes: float | None = None, dtype: str | None = None,
           eta_c: float | None = None, eta_m: float | None = None,
           eta_c_skinny: float | None = None, eta_m_elementwise: float | None = None,
           kernel_overhead: float | None = None, mem_util: float = 1.0, **options):
@@ -78,6 +79,7 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
         check_tp(m, int(t))
     gamma = check_int("gamma", gamma, 1, MAX_GAMMA)
     chunk = check_int("chunk", chunk)
+    weight_bytes, expert_weight_bytes = resolve_weight_bytes(m, weight_bytes)
     act_bytes = default_act_bytes(weight_bytes) if act_bytes is None else act_bytes
     for name, value in (("weight_bytes", weight_bytes), ("kv_bytes", kv_bytes),
                         ("act_bytes", act_bytes)):
@@ -87,8 +89,8 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
     B_, C_, T_ = np.meshgrid(bs, cs, tps, indexing="ij")
     qv, cv = substitute(phase, C_, gamma, chunk)
     comp = _compiled_totals(spec_flags(m), opts)
-    vals = comp.fn(*model_args(m), B_, qv, cv, T_, 1, 1, weight_bytes, weight_bytes, act_bytes,
-                   kv_bytes)
+    vals = comp.fn(*model_args(m), B_, qv, cv, T_, 1, 1, weight_bytes, expert_weight_bytes,
+                   act_bytes, kv_bytes)
     per_op = []
     for i, op in enumerate(comp.ops):
         f, b, comm, rows, count = (np.asarray(v, dtype=float) for v in vals[5 * i:5 * i + 5])
@@ -103,7 +105,8 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
                                     head_dim=m.head_dim, context=cv + qv, tp=T_,
                                     kv_bytes=kv_bytes)
     # the no-cache baseline keeps no KV cache between steps: only the weights must fit
-    need = param_count(m) * weight_bytes / T_ + (B_ * kv_gpu if opts.kv_cache else 0)
+    need = weight_memory(m, weight_bytes, expert_weight_bytes) / T_ + \
+        (B_ * kv_gpu if opts.kv_cache else 0)
     new_tokens = B_ * qv if opts.kv_cache else B_
     names = list(dict.fromkeys(h.name for h in hws))
     frames = []
