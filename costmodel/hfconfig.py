@@ -298,7 +298,8 @@ def spec_from_hf_config(path_or_dict: str | Path | Mapping[str, Any],
         return _decoder(cfg, model_type, label, source)
     unknown = sorted(str(k) for k in cfg if k not in _UNDERSTOOD)[:20]
     raise ValueError(
-        f"config.json: model_type {str(model_type)[:40]!r} is not supported "
+        f"config.json: model_type {model_type if model_type is None else str(model_type)[:40]!r} "
+        "is not supported "
         f"({', '.join(SUPPORTED)}); fields not understood: "
         f"{', '.join(unknown) if unknown else 'none'} — describe the model with a custom "
         "ModelSpec instead")
