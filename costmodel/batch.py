@@ -192,7 +192,7 @@ def batch_plan(m: ModelSpec | str, hw: HardwareSpec | str | int | float, context
                tp: int = 1, weight_bytes: float | None = None, kv_bytes: float = 2,
                mem_util: float = 1.0, reserved: float = 0, params: int | None = None,
                ep: int = 1, expert_weight_bytes: float | None = None,
-               mla: str = "absorbed") -> BatchPlan:
+               mla: str = "absorbed", quant: str | None = None) -> BatchPlan:
     """The maximum batch with everything that went into it (see the module docstring).
 
     ``hw`` is a HardwareSpec, a preset name, or the memory of one GPU in bytes. ``params``
@@ -204,8 +204,8 @@ def batch_plan(m: ModelSpec | str, hw: HardwareSpec | str | int | float, context
     check_positive_int("context", context)
     check_tp(m, tp)
     dp = check_parallel(m, tp, ep)
-    weight_bytes, expert_weight_bytes = resolve_weight_bytes(m, weight_bytes,
-                                                             expert_weight_bytes)
+    prec = resolve_weight_bytes(m, weight_bytes, expert_weight_bytes, quant)
+    weight_bytes, expert_weight_bytes = prec.weight_bytes, prec.expert_weight_bytes
     check_element_bytes("kv_bytes", kv_bytes)
     check_choice("mla", mla, MLA)
     check_fraction("mem_util", mem_util)

@@ -27,10 +27,6 @@ GEMMA = ("gemma2", "gemma3_text")
 DEEPSEEK = ("deepseek_v2", "deepseek_v3")
 SUPPORTED = ("gpt2", *LLAMA_LIKE, *MOE, *GEMMA, "gemma3", *DEEPSEEK)
 
-#: Quantization methods of a published checkpoint → bytes per quantized weight, scales included:
-#: MXFP4 stores 4-bit values with one 8-bit scale per 32 (4.25 bits, OCP Microscaling spec);
-#: DeepSeek's FP8 stores 1-byte values with one fp32 scale per 128×128 block.
-QUANT_BYTES = {"mxfp4": (4 + 8 / 32) / 8, "fp8": 1 + 4 / (128 * 128)}
 
 #: Fields that change the cost of a pass and are not modelled: refused by name.
 _NOT_MODELLED = {
@@ -174,7 +170,8 @@ def _window(cfg: Mapping[str, Any], n_layers: int, model_type: str, max_len: int
 
 
 def _quantization(cfg: Mapping[str, Any], moe: bool) -> dict:
-    """The checkpoint's bytes per weight from ``quantization_config`` (see QUANT_BYTES)."""
+    """The checkpoint's weight formats (:mod:`costmodel.quant`) from ``quantization_config``:
+    MXFP4 experts (GPT-OSS), block FP8 (DeepSeek-V3)."""
     q = cfg.get("quantization_config")
     if not q:
         return {}
@@ -186,9 +183,9 @@ def _quantization(cfg: Mapping[str, Any], moe: bool) -> dict:
         if not moe:
             raise ValueError("config.json: quantization_config mxfp4 without experts is not "
                              "modelled")
-        return {"weight_bytes": 2.0, "expert_weight_bytes": QUANT_BYTES["mxfp4"]}
+        return {"expert_weight_format": "mxfp4"}
     if method == "fp8" and list(q.get("weight_block_size") or []) == [128, 128]:
-        return {"weight_bytes": QUANT_BYTES["fp8"]}
+        return {"weight_format": "fp8-block128"}
     raise ValueError(f"config.json: field 'quantization_config' (quant_method {method!r}) is "
                      f"not modelled; known: mxfp4, fp8 with 128×128 blocks")
 

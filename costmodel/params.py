@@ -32,6 +32,7 @@ symbolic.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache, lru_cache
 
 import sympy as sp
@@ -40,6 +41,7 @@ from costmodel.checks import check_element_bytes
 from costmodel.formula import Formula
 from costmodel.ops import Structure, layer_counts, spec_flags
 from costmodel.presets import model as model_preset
+from costmodel.quant import Format, weight_format
 from costmodel.specs import ModelSpec
 from costmodel.symbols import (
     E,
@@ -157,18 +159,44 @@ def active_param_count(spec: ModelSpec | str) -> int:
     return param_count(m) - experts + experts * m.experts_per_token // m.n_experts
 
 
+@dataclass(frozen=True)
+class Precision:
+    """Bytes per weight and per routed-expert weight of an analysis, and the formats they come
+    from (None: a bare byte width)."""
+
+    weight_bytes: float
+    expert_weight_bytes: float
+    format: Format | None = None
+    expert_format: Format | None = None
+
+
 def resolve_weight_bytes(spec: ModelSpec, weight_bytes: float | None = None,
-                         expert_weight_bytes: float | None = None) -> tuple[float, float]:
-    """(bytes per weight, bytes per routed-expert weight) of an analysis: as given; else the
-    published checkpoint's (``spec.weight_bytes``, ``spec.expert_weight_bytes``); else 16-bit.
-    A ``weight_bytes`` given alone applies to the experts too."""
-    if weight_bytes is None:
-        wb = spec.weight_bytes or 2
-        ewb = expert_weight_bytes or spec.expert_weight_bytes or wb
-    else:
-        wb, ewb = weight_bytes, expert_weight_bytes or weight_bytes
-    return (check_element_bytes("weight_bytes", wb),
-            check_element_bytes("expert_weight_bytes", ewb))
+                         expert_weight_bytes: float | None = None, quant: str | None = None,
+                         expert_quant: str | None = None) -> Precision:
+    """The weight widths of an analysis, first found of: a format given (``quant``, and
+    ``expert_quant`` for the routed experts), a byte width given (``weight_bytes``,
+    ``expert_weight_bytes``), the published checkpoint's formats (``spec.weight_format``,
+    ``spec.expert_weight_format``), 16-bit. A dense width or format given alone applies to the
+    experts too."""
+    if quant is not None and weight_bytes is not None:
+        raise ValueError("quant: give a weight format or weight_bytes, not both")
+    if expert_quant is not None and expert_weight_bytes is not None:
+        raise ValueError("expert_quant: give a format or expert_weight_bytes, not both")
+    given = quant is not None or weight_bytes is not None
+    fmt = weight_format(quant) if quant is not None else None
+    if fmt is None and not given and spec.weight_format:
+        fmt = weight_format(spec.weight_format)
+    wb = fmt.weight_bytes if fmt else (weight_bytes if weight_bytes is not None else 2)
+    efmt = weight_format(expert_quant) if expert_quant is not None else None
+    if efmt is None and expert_weight_bytes is None:
+        if not given and spec.expert_weight_format:
+            efmt = weight_format(spec.expert_weight_format)
+        elif fmt is not None:
+            efmt = fmt
+    ewb = efmt.weight_bytes if efmt else (expert_weight_bytes if expert_weight_bytes
+                                          is not None else wb)
+    return Precision(check_element_bytes("weight_bytes", wb),
+                     check_element_bytes("expert_weight_bytes", ewb), fmt, efmt)
 
 
 def weight_memory_formula(spec: ModelSpec | str) -> Formula:
@@ -189,6 +217,7 @@ def weight_memory(spec: ModelSpec | str, weight_bytes: float | None = None,
     weight and b_we per routed-expert weight (see :func:`resolve_weight_bytes`; int when
     integral)."""
     spec = model_preset(spec)
-    wb, ewb = resolve_weight_bytes(spec, weight_bytes, expert_weight_bytes)
+    p = resolve_weight_bytes(spec, weight_bytes, expert_weight_bytes)
     experts = expert_param_count(spec)
-    return exact_number((param_count(spec) - experts) * wb + experts * ewb)
+    return exact_number((param_count(spec) - experts) * p.weight_bytes
+                        + experts * p.expert_weight_bytes)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from costmodel.hfconfig import spec_from_hf_config
-from costmodel.specs import HardwareSpec, ModelSpec
+from costmodel.specs import EngineProfile, HardwareSpec, ModelSpec
 from costmodel.units import GB, MIB, TERA
 
 ALIASES = {
@@ -33,7 +33,8 @@ ALIASES = {
 }
 _BOOL = {"true": True, "false": False}
 _DTYPE_COLUMNS = {"fp32": "fp32_tflops", "tf32": "tf32_tflops", "fp16": "fp16_tflops",
-                  "bf16": "bf16_tflops", "fp8": "fp8_tflops", "int8": "int8_tops"}
+                  "bf16": "bf16_tflops", "fp8": "fp8_tflops", "int8": "int8_tops",
+                  "fp4": "fp4_tflops"}
 
 
 def _rows(filename: str) -> list[dict[str, str]]:
@@ -87,6 +88,29 @@ def hardware_presets() -> dict[str, HardwareSpec]:
     return out
 
 
+@cache
+def engine_presets() -> dict[str, EngineProfile]:
+    """Every engine profile, by name (``costmodel/data/engines.csv``, with the 80 % bands of
+    ``costmodel/data/engine_bands.csv``). Seconds are stored in µs columns."""
+    bands: dict[str, dict] = {}
+    for row in _rows("engine_bands.csv"):
+        bands.setdefault(row["engine"], {})[row["regime"]] = (float(row["low"]),
+                                                              float(row["high"]))
+    out = {}
+    for row in _rows("engines.csv"):
+        def num(col, scale=1.0, row=row):
+            return None if row[col] == "" else float(row[col]) * scale
+        out[row["name"]] = EngineProfile(
+            name=row["name"], eta_c=num("eta_c"), eta_m=num("eta_m"),
+            eta_c_skinny=num("eta_c_skinny"), eta_m_elementwise=num("eta_m_elementwise"),
+            eta_m_quant=num("eta_m_quant"), kernel_overhead=num("kernel_overhead_us", 1e-6),
+            step_overhead=num("step_overhead_us", 1e-6),
+            layer_overhead=num("layer_overhead_us", 1e-6),
+            comm_latency=num("comm_latency_us", 1e-6), attention=row["attention"],
+            bands=bands.get(row["name"], {}), source=row["source"], notes=row["notes"])
+    return out
+
+
 def _lookup(kind: str, name: str, table: dict):
     key = ALIASES.get(name.strip().lower(), name.strip().lower())
     if key in table:
@@ -127,4 +151,15 @@ def hardware(h: str | HardwareSpec | Path) -> HardwareSpec:
     return _lookup("hardware", h, hardware_presets())
 
 
-__all__ = ["ALIASES", "hardware", "hardware_presets", "model", "model_presets"]
+def engine(e: str | EngineProfile) -> EngineProfile:
+    """An engine profile by name (``cm.engine("tuned")``); an EngineProfile passes through."""
+    if isinstance(e, EngineProfile):
+        return e
+    if not isinstance(e, str):
+        raise ValueError(f"engine: expected a profile name or EngineProfile, got "
+                         f"{type(e).__name__}")
+    return _lookup("engine", e, engine_presets())
+
+
+__all__ = ["ALIASES", "engine", "engine_presets", "hardware", "hardware_presets", "model",
+           "model_presets"]

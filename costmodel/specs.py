@@ -18,7 +18,6 @@ from costmodel.checks import (
     check_bool,
     check_choice,
     check_dim,
-    check_element_bytes,
     check_fraction,
     check_int,
     check_mapping,
@@ -27,11 +26,12 @@ from costmodel.checks import (
     check_text,
 )
 from costmodel.files import atomic_write_text, read_json
+from costmodel.quant import weight_format
 
 NORMS = ("layernorm", "rmsnorm")
 POSITIONS = ("learned", "rotary")
 ACTIVATIONS = ("gelu", "silu", "relu")
-DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
+DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8", "fp4")
 MODEL_FLAGS = ("gated_mlp", "qkv_bias", "out_bias", "mlp_bias", "lm_head_bias",
                "tied_embeddings")
 #: Physical bounds of a machine description (refused beyond: they are typos, not machines).
@@ -73,10 +73,10 @@ class ModelSpec:
       a latent of that rank plus a shared rotary key of ``qk_rope_head_dim``; queries have
       ``qk_nope_head_dim + qk_rope_head_dim`` dims per head (through a ``q_lora_rank`` latent
       when > 0), values ``v_head_dim``.
-    * The published checkpoint's precision, where it has one: ``weight_bytes`` per weight and
-      ``expert_weight_bytes`` per routed-expert weight, scales included (GPT-OSS ships its
-      experts in MXFP4: 4.25 bits; DeepSeek-V3 in block FP8). ``None``: not stated — an
-      analysis then assumes 16-bit weights unless told otherwise.
+    * The published checkpoint's precision, where it has one: ``weight_format`` for every
+      weight and ``expert_weight_format`` for the routed experts (:mod:`costmodel.quant`:
+      GPT-OSS ships its experts in ``mxfp4``, DeepSeek-V3 in ``fp8-block128``). ``None``: not
+      stated — an analysis then assumes 16-bit weights unless told otherwise.
     """
 
     name: str
@@ -115,8 +115,8 @@ class ModelSpec:
     qk_nope_head_dim: int = 0
     qk_rope_head_dim: int = 0
     v_head_dim: int = 0
-    weight_bytes: float | None = None
-    expert_weight_bytes: float | None = None
+    weight_format: str | None = None
+    expert_weight_format: str | None = None
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -196,11 +196,14 @@ class ModelSpec:
                                      "needs it > 0")
         elif self.q_lora_rank:
             raise ValueError("q_lora_rank: needs kv_lora_rank > 0 (multi-head latent attention)")
-        for name in ("weight_bytes", "expert_weight_bytes"):
+        for name in ("weight_format", "expert_weight_format"):
             if getattr(self, name) is not None:
-                put(self, name, check_element_bytes(name, getattr(self, name)))
-        if self.expert_weight_bytes is not None and not self.moe:
-            raise ValueError("expert_weight_bytes: needs n_experts > 0")
+                try:
+                    weight_format(getattr(self, name))
+                except ValueError as e:
+                    raise ValueError(f"{name}: {e}") from None
+        if self.expert_weight_format is not None and not self.moe:
+            raise ValueError("expert_weight_format: needs n_experts > 0")
 
     def __repr__(self) -> str:
         """The name and the fields that differ from their defaults (short)."""
@@ -260,7 +263,7 @@ _DEFAULTS = {"gated_mlp": False, "activation": "gelu", "norm": "layernorm", "qkv
              "n_shared_experts": 0, "d_ff_expert": None, "d_ff_shared": None,
              "dense_layers": 0, "router_bias": False, "q_lora_rank": 0, "kv_lora_rank": 0,
              "qk_nope_head_dim": 0, "qk_rope_head_dim": 0, "v_head_dim": 0,
-             "weight_bytes": None, "expert_weight_bytes": None}
+             "weight_format": None, "expert_weight_format": None}
 
 
 @dataclass(frozen=True, repr=False)
@@ -269,7 +272,7 @@ class HardwareSpec:
 
     ``memory_bytes`` is what the device reports (an "80 GB" A100 reports 80 GiB), with the
     marketed figure in ``memory_marketed``. ``bandwidth`` is memory bandwidth in bytes/s.
-    ``peak_flops`` maps a dtype (fp32, tf32, fp16, bf16, fp8, int8) to the *dense* peak in
+    ``peak_flops`` maps a dtype (fp32, tf32, fp16, bf16, fp8, int8, fp4) to the *dense* peak in
     FLOP/s (a multiply-add counts 2). ``interconnect_bandwidth`` is bytes/s per direction per GPU
     for tensor-parallel all-reduce, ``interconnect_latency`` seconds per all-reduce.
 
@@ -389,21 +392,86 @@ class HardwareSpec:
             raise ValueError(f"hardware file {path}: {e}") from None
 
 
+REGIMES = ("decode_b1", "decode_batched", "prefill", "tp", "quantized")
+
+
+@dataclass(frozen=True, repr=False)
+class EngineProfile:
+    """How a class of inference engine runs a model, in a handful of global, physically
+    meaningful numbers (no per-model or per-row parameter) — the typed efficiencies
+    :mod:`costmodel.pricing` applies on top of a datasheet machine:
+
+    * ``eta_c`` / ``eta_m`` — fractions of the peak and of the bandwidth its kernels reach;
+      ``eta_m_quant`` — the bandwidth fraction of weight-only quantized GEMMs (dequantizing
+      int4/int8 on the fly); ``eta_c_skinny`` / ``eta_m_elementwise`` as on HardwareSpec;
+    * ``step_overhead`` — seconds per forward pass outside the kernels (scheduling, sampling,
+      launch gaps); ``layer_overhead`` — seconds per layer per pass; ``kernel_overhead`` —
+      seconds per modelled kernel;
+    * ``comm_latency`` — seconds per all-reduce or all-to-all (``None``: the hardware's);
+    * ``attention`` — its attention implementation (``fused`` for FlashAttention-style
+      engines, ``eager`` for PyTorch eager code, ``standard`` for the textbook one);
+    * ``bands`` — per regime (decode_b1, decode_batched, prefill, tp, quantized, all) the
+      (low, high) factors of an 80 % band on a predicted time, from the cross-validated
+      residuals of the published measurements (``costmodel validate --published``).
+    """
+
+    name: str
+    eta_c: float = 1.0
+    eta_m: float = 1.0
+    eta_c_skinny: float | None = None
+    eta_m_elementwise: float | None = None
+    eta_m_quant: float | None = None
+    skinny_rows: int = 8
+    kernel_overhead: float = 0.0
+    step_overhead: float = 0.0
+    layer_overhead: float = 0.0
+    comm_latency: float | None = None
+    attention: str = "standard"
+    bands: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    source: str = ""
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        put(self, "name", check_text("name", self.name))
+        for name in ("eta_c", "eta_m"):
+            put(self, name, check_fraction(name, getattr(self, name)))
+        for name in ("eta_c_skinny", "eta_m_elementwise", "eta_m_quant"):
+            if getattr(self, name) is not None:
+                put(self, name, check_fraction(name, getattr(self, name)))
+        put(self, "skinny_rows", check_int("skinny_rows", self.skinny_rows, 1, 2**31 - 1))
+        for name in ("kernel_overhead", "step_overhead", "layer_overhead"):
+            put(self, name, check_nonneg_number(name, getattr(self, name), MAX_LATENCY))
+        if self.comm_latency is not None:
+            put(self, "comm_latency", check_nonneg_number("comm_latency", self.comm_latency,
+                                                          MAX_LATENCY))
+        check_choice("attention", self.attention, ("standard", "fused", "eager"))
+        bands = {}
+        for regime, band in dict(check_mapping("bands", self.bands)).items():
+            check_choice("band regime", regime, (*REGIMES, "all"))
+            lo, hi = band
+            lo = check_positive_number(f"bands[{regime}] low", lo, 1e3)
+            hi = check_positive_number(f"bands[{regime}] high", hi, 1e3)
+            if lo > hi:
+                raise ValueError(f"bands[{regime}]: low {lo} exceeds high {hi}")
+            bands[regime] = (lo, hi)
+        put(self, "bands", bands)
+
+    def __repr__(self) -> str:
+        return (f"EngineProfile({self.name!r}: η_c {self.eta_c:g}, η_m {self.eta_m:g}, "
+                f"step {self.step_overhead:g} s, layer {self.layer_overhead:g} s, "
+                f"{self.attention} attention)")
+
+    def replace(self, **changes: Any) -> EngineProfile:
+        return replace(self, **changes)
+
+
 def to_json(data: Any) -> str:
     """Pretty, sorted JSON; non-finite floats are refused (JSON has none)."""
     return json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
 
 
-def dtype_for_bytes(hw: HardwareSpec, nbytes: float) -> str:
-    """The compute dtype a weight width implies on ``hw``: 4 bytes → fp32; anything narrower →
-    the 16-bit tensor path (bf16, else fp16), because weight-only int8/int4 kernels dequantise
-    to 16 bits before the matmul. Ask for fp8/int8 compute explicitly with ``dtype=``."""
-    order = ("fp32",) if nbytes >= 4 else ("bf16", "fp16", "fp32")
-    for dtype in order:
-        if dtype in hw.peak_flops:
-            return dtype
-    return next(iter(hw.peak_flops))
 
 
-__all__ = ["ACTIVATIONS", "DTYPES", "HardwareSpec", "MODEL_FLAGS", "ModelSpec", "NORMS",
-           "POSITIONS", "dtype_for_bytes", "to_json"]
+__all__ = ["ACTIVATIONS", "DTYPES", "EngineProfile", "HardwareSpec", "MODEL_FLAGS", "ModelSpec",
+           "NORMS", "POSITIONS", "REGIMES", "to_json"]

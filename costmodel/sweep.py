@@ -28,6 +28,7 @@ from costmodel.formula import compile_numeric
 from costmodel.lazy import deferred
 from costmodel.ops import Op, Options, _operators, spec_flags
 from costmodel.params import resolve_weight_bytes, weight_memory
+from costmodel.presets import engine as engine_preset
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import model as model_preset
 from costmodel.pricing import Machine, allreduce_time, op_classes, price
@@ -57,9 +58,11 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
           phase: str = "decode", gamma: int = 4, chunk: int = 1,
           weight_bytes: float | None = None, kv_bytes: float = 2,
           act_bytes: float | None = None, dtype: str | None = None,
-          eta_c: float | None = None, eta_m: float | None = None,
-          eta_c_skinny: float | None = None, eta_m_elementwise: float | None = None,
-          kernel_overhead: float | None = None, mem_util: float = 1.0, **options):
+          quant: str | None = None, engine=None, eta_c: float | None = None,
+          eta_m: float | None = None, eta_c_skinny: float | None = None,
+          eta_m_elementwise: float | None = None, eta_m_quant: float | None = None,
+          kernel_overhead: float | None = None, step_overhead: float | None = None,
+          layer_overhead: float | None = None, mem_util: float = 1.0, **options):
     """The roofline over the cartesian product batch × context × tp × hardware.
 
     ``phase`` substitutes (q, c) (:mod:`costmodel.workload`). Returns a DataFrame with one row
@@ -79,7 +82,11 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
         check_tp(m, int(t))
     gamma = check_int("gamma", gamma, 1, MAX_GAMMA)
     chunk = check_int("chunk", chunk)
-    weight_bytes, expert_weight_bytes = resolve_weight_bytes(m, weight_bytes)
+    profile = None if engine is None else engine_preset(engine)
+    if "attention" not in options and profile is not None:
+        options["attention"] = profile.attention
+    prec = resolve_weight_bytes(m, weight_bytes, quant=quant)
+    weight_bytes, expert_weight_bytes = prec.weight_bytes, prec.expert_weight_bytes
     act_bytes = default_act_bytes(weight_bytes) if act_bytes is None else act_bytes
     for name, value in (("weight_bytes", weight_bytes), ("kv_bytes", kv_bytes),
                         ("act_bytes", act_bytes)):
@@ -113,19 +120,23 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
     for h in hws:
         if (tps > 1).any() and h.interconnect_bandwidth <= 0:
             raise ValueError(f"tp: {h.name} has no interconnect bandwidth")
-        mach = Machine.of(h, dtype, weight_bytes, eta_c=eta_c, eta_m=eta_m,
-                          eta_c_skinny=eta_c_skinny, eta_m_elementwise=eta_m_elementwise,
-                          kernel_overhead=kernel_overhead)
+        mach = Machine.of(h, dtype, weight_bytes, profile, prec.format, eta_c=eta_c,
+                          eta_m=eta_m, eta_c_skinny=eta_c_skinny,
+                          eta_m_elementwise=eta_m_elementwise, eta_m_quant=eta_m_quant,
+                          kernel_overhead=kernel_overhead, step_overhead=step_overhead,
+                          layer_overhead=layer_overhead)
         terms = mach.efficiency.terms
-        time = np.zeros(shape)
+        time = np.full(shape, mach.efficiency.pass_overhead(m.n_layers))
         sums = {"compute": np.zeros(shape), "memory": np.zeros(shape),
                 "communication": np.zeros(shape)}
         for op, f, b, comm, rows, count in per_op:
             skinny, streaming = op_classes(op.kind, rows, mach.efficiency.skinny_rows)
+            op_bytes = expert_weight_bytes if op.name.startswith("experts_") else weight_bytes
+            quantized = op.kind == "matmul" and op_bytes < mach.element_bytes
             comm_t = allreduce_time(comm, T_, mach.link_bandwidth, mach.link_latency) * count
             kernels = op.kernels * count * ((f + b) > 0)
             p = price(f / mach.peak, b / mach.bandwidth, comm_t, kernels, skinny, streaming,
-                      **terms)
+                      quantized, **terms)
             time += p.time
             sums["compute"] += p.compute
             sums["memory"] += p.memory
