@@ -89,8 +89,13 @@ def _error(message: object) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and getattr(args, "benchmark_options", None) is not None:
+            args.benchmark_options = [*extra, *args.benchmark_options]  # its own options
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as e:                 # --help printed its text
         return e.code if isinstance(e.code, int) else 0
     if args.command is None:

@@ -11,7 +11,9 @@ element in [0.125, 8], fractions in (0, 1], memory and overheads bounded.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any, NoReturn
 
 from costmodel.checks import (
@@ -37,6 +39,8 @@ DEFAULT_HARDWARE = "a100-80gb"
 MAX_ROWS = 10_000
 #: Most values one list option takes.
 MAX_VALUES = 1_000
+#: Longest text read as a number.
+MAX_NUMBER_CHARS = 100
 
 
 class UsageError(Exception):
@@ -56,17 +60,29 @@ class Parser(argparse.ArgumentParser):
 
 
 def _parse_number(text: str) -> int | float:
-    """An int for an integer literal (exact, however large), else a float; the checks decide
-    whether it is in range."""
+    """The number a text names: an int for an integer literal or for a decimal that names an
+    integer exactly ("1e3", "2.0"; exact, however large, so "9007199254740993.0" is not rounded
+    to 2**53), else a float. The checks then decide whether it is in range."""
     text = text.strip()
+    if len(text) > MAX_NUMBER_CHARS:
+        raise argparse.ArgumentTypeError(f"not a number: {text[:20]!r}... ({len(text):,} "
+                                         f"characters; at most {MAX_NUMBER_CHARS})")
     try:
         return int(text)
     except ValueError:
         pass
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text[:60]!r}") from None
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if math.isfinite(value) and value.is_integer():
+        try:
+            exact = Fraction(text)          # the text's value, not the float's rounding
+        except (ValueError, ZeroDivisionError):
+            return value
+        if exact.denominator == 1:
+            return int(exact)
+    return value
 
 
 def _checked(name: str, check: Callable[..., Any], *a: Any, **kw: Any) -> Callable[[str], Any]:
@@ -144,10 +160,26 @@ def add_model_arguments(p: argparse.ArgumentParser, default: str | None = None) 
                             "of a preset; model types gpt2, llama, mistral, qwen2")
 
 
+def model_spec(name: str, option: str = "--model") -> ModelSpec:
+    """A model from a preset name or a config.json path; an error in a file names the file."""
+    try:
+        return model(name)
+    except ValueError as e:
+        if name in str(e) or not (name.endswith(".json") or "/" in name):
+            raise
+        raise ValueError(f"{option} {name}: {e}") from None
+
+
 def model_from_args(args: argparse.Namespace) -> ModelSpec:
+    """The model of ``--model NAME`` or ``--config PATH``."""
     if getattr(args, "config", None):
-        return spec_from_hf_config(args.config)
-    return model(args.model)
+        try:
+            return spec_from_hf_config(args.config)
+        except ValueError as e:
+            if args.config in str(e):
+                raise
+            raise ValueError(f"--config {args.config}: {e}") from None
+    return model_spec(args.model)
 
 
 def add_memory_arguments(p: argparse.ArgumentParser) -> None:
@@ -233,6 +265,6 @@ __all__ = ["DEFAULT_HARDWARE", "DEFAULT_MODEL", "MAX_ROWS", "MAX_VALUES", "Parse
            "add_memory_arguments", "add_model_arguments", "add_precision_arguments", "alpha",
            "check_rows", "check_values", "cost_ratio", "count", "dim", "efficiency_kwargs",
            "element_bytes", "fraction", "gamma", "gb", "gib",
-           "memory_bytes", "memory_from_args", "memory_gib", "model_from_args",
+           "memory_bytes", "memory_from_args", "memory_gib", "model_from_args", "model_spec",
            "nonneg_count", "overhead_seconds", "positive_int", "positive_number",
            "reserved_gib"]

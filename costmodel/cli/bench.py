@@ -66,7 +66,7 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
         _add_core(name, q)
     for name, text in REFERENCE.items():
         q = sub.add_parser(name, help=text, description=text, add_help=False)
-        q.add_argument("options", nargs=argparse.REMAINDER,
+        q.add_argument("benchmark_options", nargs=argparse.REMAINDER, metavar="OPTIONS",
                        help=f"options of the benchmark (see `costmodel bench {name} --help`)")
 
 
@@ -128,7 +128,7 @@ def _run_bench(args: argparse.Namespace) -> list[Result]:
         raise ValueError(f"bench {args.benchmark}: the reference-model benchmarks print their "
                          "own tables and write CSV under --out; --format "
                          f"{args.format} applies to analyze, startup and sweep")
-    _run_reference(args.benchmark, list(args.options))
+    _run_reference(args.benchmark, list(args.benchmark_options))
     return []
 
 

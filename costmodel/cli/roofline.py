@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from costmodel.checks import MAX_COUNT
 from costmodel.cli.args import (
     add_efficiency_arguments,
     add_hardware_argument,
@@ -32,6 +33,7 @@ from costmodel.cli.args import (
     fraction,
     gamma,
     model_from_args,
+    model_spec,
     nonneg_count,
 )
 from costmodel.cli.registry import Result, subcommand
@@ -39,7 +41,7 @@ from costmodel.files import OutputSet
 from costmodel.intensity import attention_counts
 from costmodel.ops import ATTENTION, CAUSAL, LM_HEAD, PARTS
 from costmodel.plots import intensity_vs_batch, intensity_vs_n, roofline_chart, speedup_vs_gamma
-from costmodel.presets import hardware, model
+from costmodel.presets import hardware
 from costmodel.roofline import Analysis, analyze_phase, generation, speculative_speedup
 from costmodel.speculative import expected_tokens, optimal_gamma, speedup
 from costmodel.sweep import sweep
@@ -59,6 +61,8 @@ def png_bytes(fig: Any) -> bytes:
 
 
 def _check_png_path(path: str) -> Path:
+    if "\x00" in path:
+        raise ValueError(f"plot: {path!r} is not a file name (it holds a NUL character)")
     p = Path(path)
     if p.suffix and p.suffix.lower() != ".png":
         raise ValueError(f"plot: {path} — the chart is a PNG; give a name ending in .png (or "
@@ -163,6 +167,9 @@ def _run_analyze(args: argparse.Namespace) -> list[Result]:
                       table_columns=["op", "count", "flops", "bytes", "intensity", "time_us",
                                      "bound"], name="operators")]
     if args.generate:
+        if args.context + args.generate > MAX_COUNT:
+            raise ValueError(f"generate: the sequence reaches --context + --generate = "
+                             f"{args.context + args.generate} tokens; at most 2**53")
         g = generation(m, hw, args.context, args.generate, args.batch, **kw)
         results.append(Result([{"ttft_ms": g.ttft * 1e3, "tpot_first_ms": g.tpot_first * 1e3,
                                 "tpot_mean_ms": g.tpot_mean * 1e3,
@@ -219,11 +226,10 @@ def _run_ai(args: argparse.Namespace) -> Result:
              "see costmodel.intensity for why the E0294 counts differ"]
     if args.plot:
         stem = args.plot[:-4] if args.plot.lower().endswith(".png") else args.plot
-        paths = write_pngs({
-            Path(f"{stem}-n.png"): intensity_vs_n(args.d, bytes_per_element=args.bytes),
-            Path(f"{stem}-b.png"): intensity_vs_batch(args.n[0], args.d,
-                                                      bytes_per_element=args.bytes)})
-        notes.append(f"plots written to {paths[0]} and {paths[1]}")
+        by_n, by_b = _check_png_path(f"{stem}-n.png"), _check_png_path(f"{stem}-b.png")
+        write_pngs({by_n: intensity_vs_n(args.d, bytes_per_element=args.bytes),
+                    by_b: intensity_vs_batch(args.n[0], args.d, bytes_per_element=args.bytes)})
+        notes.append(f"plots written to {by_n} and {by_b}")
     return Result(rows, title="attention arithmetic intensity (FLOPs/byte)", notes=notes)
 
 
@@ -254,7 +260,8 @@ def _run_specdec(args: argparse.Namespace) -> Result:
     bonus = not args.no_bonus
     roofline: dict[int, float] = {}
     if args.cost_ratio is None:
-        target, draft, hw = model(args.target), model(args.draft), hardware(args.hardware)
+        target, draft = model_spec(args.target, "--target"), model_spec(args.draft, "--draft")
+        hw = hardware(args.hardware)
         for g in dict.fromkeys(args.gamma):
             r = speculative_speedup(target, draft, hw, args.alpha, g, context=args.context)
             roofline[g] = r["speedup"]
