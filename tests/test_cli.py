@@ -186,6 +186,11 @@ def test_format_after_the_command(capsys):
     assert rows[0]["max_batch"] == 520                  # as in test_summary
 
 
+def test_abbreviated_global_option(capsys):
+    rows = json.loads(run(capsys, "--form", "json", "kv", "-m", "gpt2", "-c", "8"))
+    assert rows[0]["bytes"] == 36_864               # 2 · 12 layers · 768 · 2 bytes
+
+
 def test_format_after_the_command_wins(capsys):
     out = run(capsys, "--format", "csv", "kv", "-m", "gpt2", "-c", "8", "-f", "json")
     assert isinstance(json.loads(out), list)

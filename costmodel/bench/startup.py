@@ -1,6 +1,7 @@
 """Benchmark of the CLI's start-up: wall time from process start to exit of one query
 (``costmodel kv …``, ``costmodel analyze …``), each a fresh ``python -m costmodel`` process,
-beside Python's own start-up (``python -c pass``) and the import of pandas as yardsticks, all
+beside Python's own start-up (``python -c pass``), the import of pandas, and the import of
+numpy and sympy (the floor of a query: the formulas are sympy expressions) as yardsticks, all
 measured in the same run.
 
 Target (issue 10): one query ≤ 0.5 s from process start. Quoted from issue 10 for comparison:
@@ -35,6 +36,7 @@ QUERIES = {
 YARDSTICKS = {
     "python -c pass": ["-c", "pass"],
     'python -c "import pandas"': ["-c", "import pandas"],
+    'python -c "import numpy, sympy"': ["-c", "import numpy, sympy"],
 }
 
 

@@ -67,7 +67,9 @@ def _summary(fmt: str) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> Parser:
+def build_parser(only: str | None = None) -> Parser:
+    """The parser of every command, or (``only``) with the options of that command alone (the
+    others listed by name: a query does not pay for building every command's options)."""
     parser = Parser(prog="costmodel",
                     description="Analytical inference-cost calculator for decoder-only "
                                 "transformers.")
@@ -75,9 +77,23 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for cmd in COMMANDS.values():
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
-        add_format_argument(p)
-        cmd.add_arguments(p)
+        if only is None or cmd.name == only:
+            add_format_argument(p)
+            cmd.add_arguments(p)
     return parser
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """The command word of ``argv`` (the first word that is not a global option), if any."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--format", "-f"):
+            next(words, None)
+        elif word == "--":
+            return next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def _error(message: object) -> int:
@@ -89,7 +105,9 @@ def _error(message: object) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    name = _command_named(argv)
+    parser = build_parser(name if name in COMMANDS else None)
     try:
         args, extra = parser.parse_known_args(argv)
         if extra and getattr(args, "benchmark_options", None) is not None:

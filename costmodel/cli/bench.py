@@ -26,8 +26,8 @@ from costmodel.cli.registry import Result, add_format_argument, subcommand
 CORE = {
     "analyze": "warm analyze() configurations per second, with and without the table, vs "
                "the target and the peers",
-    "startup": "wall time of one CLI query from process start, beside python -c pass and "
-               "import pandas",
+    "startup": "wall time of one CLI query from process start, beside python -c pass and the "
+               "imports of pandas and of numpy + sympy",
     "sweep": "1,000,000-point roofline sweep vs a Python loop of decode_step",
 }
 #: Benchmarks of the reference model: name → one line of help.
