@@ -24,15 +24,22 @@ def test_the_queries_run_this_costmodel():
         assert len(bench.wall_times(argv, 1)) == 1
 
 
+def test_cpu_time_is_measured():
+    ((wall, cpu),) = bench.timings(["-c", "sum(range(3_000_000))"], 1, warmup=0)
+    assert cpu is None or 0 < cpu <= wall * 2 + 0.05   # ~one core busy while it runs
+
+
 def test_report(monkeypatch):
     fake = iter(range(1, 1000))
-    monkeypatch.setattr(bench, "wall_times", lambda argv, runs: [next(fake) / 10] * runs)
+    monkeypatch.setattr(bench, "timings",
+                        lambda argv, runs, warmup=1: [(next(fake) / 10, 0.01)] * runs)
     (table,) = bench.run(runs=3)
     rows = {r["command"]: r for r in table.rows}
     assert set(rows) == {*bench.QUERIES, *bench.YARDSTICKS}
     kv = rows["costmodel kv --model llama3-8b --context 4096"]
     assert kv["target_s"] == 0.5 and kv["met"] == ("yes" if kv["median_s"] <= 0.5 else "NO")
     assert rows["python -c pass"]["target_s"] is None
+    assert kv["median_cpu_s"] == 0.01
     assert "0.93 s" in table.notes[1] and "0.95–0.99 s" in table.notes[1]
     with pytest.raises(ValueError, match="runs"):
         bench.run(runs=0)

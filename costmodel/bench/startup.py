@@ -20,6 +20,11 @@ from pathlib import Path
 from costmodel.bench.report import BenchTable
 from costmodel.checks import check_int
 
+try:
+    import resource
+except ImportError:  # pragma: no cover - Windows has no getrusage
+    resource = None
+
 #: Target of issue 10: seconds from process start for one CLI query.
 TARGET_S = 0.5
 #: Quoted from issue 10 (seconds from process start of one query).
@@ -48,49 +53,71 @@ def _env() -> dict[str, str]:
     return env
 
 
-def wall_times(argv: list[str], runs: int) -> list[float]:
-    """Seconds from the start of ``python argv`` to its exit, ``runs`` times (after one untimed
-    run that warms the file cache); raises if the process fails."""
+def _child_cpu() -> float | None:
+    """CPU seconds (user + system) of the finished child processes so far (None where the
+    platform does not say)."""
+    if resource is None:  # pragma: no cover - Windows
+        return None
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timings(argv: list[str], runs: int, warmup: int = 1) -> list[tuple[float, float | None]]:
+    """(wall seconds from the start of ``python argv`` to its exit, CPU seconds it used), for
+    ``runs`` runs after ``warmup`` untimed ones; raises if the process fails."""
     cmd, env = [sys.executable, *argv], _env()
-    times = []
-    for i in range(runs + 1):
-        t0 = time.perf_counter()
+    out = []
+    for i in range(warmup + runs):
+        cpu0, t0 = _child_cpu(), time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, env=env, timeout=120)
-        elapsed = time.perf_counter() - t0
+        wall, cpu1 = time.perf_counter() - t0, _child_cpu()
         if proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip().splitlines()
             raise ValueError(f"startup: {' '.join(argv)} exited with status {proc.returncode}"
                              f"{': ' + err[-1] if err else ''}")
-        if i:
-            times.append(elapsed)
-    return times
+        if i >= warmup:
+            out.append((wall, None if cpu0 is None or cpu1 is None else cpu1 - cpu0))
+    return out
+
+
+def wall_times(argv: list[str], runs: int) -> list[float]:
+    """Wall seconds of ``runs`` runs of ``python argv`` after one untimed run."""
+    return [wall for wall, _ in timings(argv, runs)]
 
 
 def run(runs: int = 7) -> list[BenchTable]:
-    """Median and best wall time of each query and yardstick over ``runs`` runs, interleaved
-    so that load from elsewhere falls on all of them alike."""
+    """Median and best wall time (and median CPU time) of each query and yardstick over
+    ``runs`` runs, interleaved so that load from elsewhere falls on all of them alike. The CPU
+    time is what the process itself used: on a busy machine the wall time exceeds it by the
+    time spent waiting for a core."""
     runs = check_int("runs", runs, 1, 100)
     commands = {**QUERIES, **YARDSTICKS}
-    samples: dict[str, list[float]] = {k: [] for k in commands}
+    samples: dict[str, list[tuple[float, float | None]]] = {k: [] for k in commands}
     for argv in commands.values():                          # warm the file cache once
-        wall_times(argv, 0)
+        timings(argv, 0)
     for _ in range(runs):
         for name, argv in commands.items():
-            samples[name].extend(wall_times(argv, 1))
+            samples[name].extend(timings(argv, 1, warmup=0))
     rows = []
     for name in commands:
-        med = statistics.median(samples[name])
+        walls = [w for w, _ in samples[name]]
+        cpus = [c for _, c in samples[name] if c is not None]
+        med = statistics.median(walls)
         query = name in QUERIES
-        rows.append({"command": name, "median_s": round(med, 3),
-                     "best_s": round(min(samples[name]), 3),
+        rows.append({"command": name, "median_s": round(med, 3), "best_s": round(min(walls), 3),
+                     "median_cpu_s": round(statistics.median(cpus), 3) if cpus else None,
                      "target_s": TARGET_S if query else None,
                      "met": ("yes" if med <= TARGET_S else "NO") if query else "-"})
     notes = [f"wall time from process start to exit, median and best of {runs} runs each "
-             f"(interleaved, after one untimed run); {sys.executable.rsplit(os.sep, 1)[-1]} "
-             f"{sys.version.split()[0]}",
+             f"(interleaved, after one untimed run); cpu: user + system time of the process; "
+             f"{sys.executable.rsplit(os.sep, 1)[-1]} {sys.version.split()[0]}, "
+             f"{os.cpu_count()} CPUs, load average "
+             + (", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg")
+                else "unknown"),
              f"quoted from issue 10: the CLI before the restructuring {BEFORE_S} s; the peers "
              f"(LLM-Viewer, llm-analysis) {PEERS_S} s"]
     return [BenchTable("startup", "CLI start-up (one query from process start)", rows, notes)]
 
 
-__all__ = ["BEFORE_S", "PEERS_S", "QUERIES", "TARGET_S", "YARDSTICKS", "run", "wall_times"]
+__all__ = ["BEFORE_S", "PEERS_S", "QUERIES", "TARGET_S", "YARDSTICKS", "run", "timings",
+           "wall_times"]
