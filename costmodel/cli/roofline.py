@@ -324,13 +324,14 @@ def _run_sweep(args: argparse.Namespace) -> Result:
                act_bytes=args.act_bytes, dtype=args.dtype, attention=args.attention,
                causal=args.causal, lm_head=args.lm_head, mem_util=args.mem_util,
                **efficiency_kwargs(args))
-    columns = [c for c in df.columns if c != "time"]
-    data = {c: df[c].astype(str).tolist() if str(df[c].dtype) == "category"
-            else df[c].tolist() for c in columns}
-    data["time_ms"] = (df["time"] * 1e3).tolist()
-    rows = [{c: data[c][i] for c in (*columns[:columns.index("bound")], "time_ms",
-                                     *columns[columns.index("bound"):])}
-            for i in range(len(df))]
+    # the columns in the sweep's order, its `time` (seconds) shown as time_ms
+    data = {("time_ms" if c == "time" else c):
+            (df[c] * 1e3).tolist() if c == "time"
+            else df[c].astype(str).tolist() if str(df[c].dtype) == "category"
+            else df[c].tolist() for c in df.columns}
+    for c in ("flops", "bytes"):                # exact counts print as integers
+        data[c] = [exact_number(v) for v in data[c]]
+    rows = [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
     return Result(rows, title=f"{args.phase} sweep", notes=[
         "fits: weights/TP + batch × KV per request per GPU ≤ mem_util × reported memory"])
 
