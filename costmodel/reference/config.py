@@ -135,7 +135,7 @@ class GPTConfig:
         if spec.lm_head_bias:
             raise ValueError(f"{spec.name}: lm_head_bias is true; the reference GPT's LM head "
                              "has no bias")
-        if spec.gated_mlp != (spec.activation == "silu"):
+        if spec.activation != ("silu" if spec.gated_mlp else "gelu"):
             raise ValueError(f"{spec.name}: a {'gated' if spec.gated_mlp else 'plain'} MLP "
                              f"with {spec.activation}; the reference GPT builds a GELU MLP or "
                              "a SiLU-gated (SwiGLU) one")

@@ -509,7 +509,7 @@ def read_hardware(source, dtypes: Iterable[str] = ()) -> HardwareSpec:
     calibrated = [d for d in listed if d in hw.peak_flops] or list(hw.peak_flops)
     for d in sorted(set(dtypes)):
         if d not in hw.peak_flops or d not in calibrated:
-            raise ValueError(f"hardware: {hw.name} was calibrated for {', '.join(calibrated)} "
+            raise ValueError(f"{label}: {hw.name} was calibrated for {', '.join(calibrated)} "
                              f"but the measurements are {d}; calibrate with `costmodel "
                              f"calibrate --dtype {d}`")
     return hw
