@@ -54,7 +54,9 @@ TEST_FRACTION_MOD = 3
 class Terms:
     """The pricing inputs (``Analysis.terms``) of every measured pass, in the row order of the
     measurements: per point a dict of per-operator arrays (ideal compute and memory seconds,
-    communication, kernels, skinny and streaming masks), and the ideal bound of each pass."""
+    communication, kernels, the masks of skinny matmuls and streaming passes), and the ideal
+    bound of each pass. ``stacked``: the same arrays of the operators that do something, one
+    row per pass, padded with zeros (what the fit's search prices at once)."""
 
     rows: list[dict]
     bounds: list[str]
@@ -65,9 +67,9 @@ class Terms:
                   for r in self.rows]
         width = max(int(a.sum()) for a in active)
         stacked = {}
-        for key in ("compute_ideal", "memory_ideal", "comm", "kernels", "skinny", "streaming"):
-            dtype = bool if key in ("skinny", "streaming") else float
-            arr = np.zeros((len(self.rows), width), dtype=dtype)
+        for key in self.rows[0]:
+            mask = np.asarray(self.rows[0][key]).dtype == bool
+            arr = np.zeros((len(self.rows), width), dtype=bool if mask else float)
             for i, (r, a) in enumerate(zip(self.rows, active, strict=True)):
                 values = np.broadcast_to(r[key], a.shape)[a]
                 arr[i, :len(values)] = values
@@ -159,8 +161,7 @@ def least_squares(T: Terms, t: np.ndarray, split: bool = True) -> Params:
         best = (np.inf, 1.0, 1.0, 1.0, 1.0, 0.0)
         for em in em_grid:
             for ee in (ee_grid if ee_grid is not None else [em]):
-                roof = price(C, M, S["comm"], S["kernels"], skinny, stream,
-                             eta_c=ec_grid[:, None, None, None],
+                roof = price(**S, eta_c=ec_grid[:, None, None, None],
                              eta_c_skinny=es_grid[None, :, None, None], eta_m=em,
                              eta_m_elementwise=ee, kernel_overhead=0.0).time.sum(-1)
                 pred = roof[..., None] + K[None, None, :, None] * tk_grid  # (ec, es, n, tk)
