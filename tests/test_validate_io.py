@@ -73,8 +73,16 @@ GRID_CASES = {
     "zero layers": (4, "n_layers", 0, r"n_layers: must be a positive integer"),
     "options": (0, "lm_head", "all", r"lm_head: the reference model runs .* 'last'"),
     "config": (2, "gpt_config", "{", r"gpt_config: not valid JSON"),
+    "config of another model": (2, "gpt_config", json.dumps(
+        {"n_layer": 10**6, "n_head": 3, "n_embd": 48, "attn_impl": "eager"}), r"gpt_config: describes another model"),
+    "config fields": (2, "gpt_config", json.dumps({"n_layer": "three", "attn_impl": "eager"}),
+                      r"gpt_config: GPTConfig\.n_layer must be a positive int"),
     "static length": (2, "static_max_len", 16, r"static_max_len: .* needs static_max_len >= 33"),
     "measured bytes": (0, "kv_cache_bytes_measured", -1, r"kv_cache_bytes_measured: must be"),
+    "threads": (5, "threads", "many", r"threads: must be a positive integer"),
+    "repeats": (5, "repeats", 0, r"repeats: must be a positive integer"),
+    "clock": (5, "clock", "sundial", r"clock: unknown 'sundial'"),
+    "p90": (5, "time_p90_s", -2.0, r"time_p90_s: must be a number > 0"),
 }
 
 

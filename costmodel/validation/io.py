@@ -94,6 +94,10 @@ _FOREIGN_TIME = re.compile(r"(time|latency|duration|elapsed)\w*_(ms|us|µs|ns|mi
 MAX_TENSOR_ELEMENTS = 2**53
 #: Seconds columns other than the median: positive where given.
 _OTHER_TIMES = ("time_p10_s", "time_p90_s", "time_q25_s", "time_q75_s", "time_wall_s")
+#: Counts that describe how a point was timed (the report quotes them): integers where given.
+_TIMING_COUNTS = {"threads": 1, "repeats": 1, "rounds": 1, "inner": 1, "warmup": 0}
+#: Measurement files larger than this are refused before parsing.
+MAX_CSV_BYTES = 64 * 2**20
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -144,6 +148,9 @@ def _read_csv(path: str | Path, what: str):
     if p.is_dir():
         raise ValueError(f"{what}: {p} is a folder, not a CSV file")
     try:
+        size = p.stat().st_size
+        if size > MAX_CSV_BYTES:
+            raise ValueError(f"{what}: {p} is {size:,} bytes; at most {MAX_CSV_BYTES:,} are read")
         raw = p.read_bytes()
     except OSError as e:
         raise ValueError(f"{what}: {p} cannot be read ({e.strerror or e})") from None
@@ -310,6 +317,11 @@ def _check_row(row: _Row, checks: bool) -> dict:
     for col in _OTHER_TIMES:
         if col in row.values and not _blank(row.values[col]):
             out[col] = row.number(col)
+    for col, lo in _TIMING_COUNTS.items():
+        if col in row.values and not _blank(row.values[col]):
+            out[col] = row.int(col, lo, MAX_COUNT)
+    if "clock" in row.values and not _blank(row.values["clock"]):
+        out["clock"] = row.choice("clock", ("wall", "thread"))
     config = row.json("gpt_config") if "gpt_config" in row.values \
         and not _blank(row.values["gpt_config"]) else None
     attn_impl = _attn_impl(row, config)
@@ -330,6 +342,7 @@ def _check_row(row: _Row, checks: bool) -> dict:
     if checks:
         if config is None:
             raise row.fail("gpt_config", "missing value (the exact checks rebuild the model)")
+        _check_config(row, config, spec)
         static = row.int("static_max_len", 0, limit)
         if cache == "static" and static < q + c:
             raise row.fail("static_max_len", f"a static cache holding {q + c} positions needs "
@@ -338,6 +351,28 @@ def _check_row(row: _Row, checks: bool) -> dict:
         out["kv_cache_bytes_measured"] = row.int("kv_cache_bytes_measured", 0, MAX_COUNT)
         out["param_bytes_measured"] = row.int("param_bytes_measured", 1, MAX_COUNT)
     return out
+
+
+#: The exact checks build the reference model (on the meta device) layer by layer.
+MAX_CHECKED_LAYERS = 1024
+
+
+def _check_config(row: _Row, config: dict, spec: ModelSpec) -> None:
+    """The recorded ``GPTConfig`` must build the model the spec columns describe."""
+    from costmodel.reference.config import GPTConfig
+
+    try:
+        built = GPTConfig.from_dict(config).to_spec()
+    except (ValueError, TypeError) as e:
+        raise row.fail("gpt_config", " ".join(str(e).split())) from None
+    if built.replace(name=spec.name, source=spec.source) != spec:
+        diff = [f"{k} {getattr(built, k)!r} vs {getattr(spec, k)!r}" for k in SPEC_COLUMNS
+                if getattr(built, k) != getattr(spec, k)]
+        raise row.fail("gpt_config", f"describes another model than the row's spec columns "
+                                     f"({'; '.join(diff)})")
+    if spec.n_layers > MAX_CHECKED_LAYERS:
+        raise row.fail("n_layers", f"the exact checks build the model layer by layer; at most "
+                                   f"{MAX_CHECKED_LAYERS} layers, got {spec.n_layers}")
 
 
 def _blank(value: Any) -> bool:

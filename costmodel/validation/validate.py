@@ -51,6 +51,7 @@ from costmodel.validation.report import (
     render_markdown,
 )
 from costmodel.validation.speculative import speculative_table
+from costmodel.workload import MEASURED_PHASES
 
 pd = deferred("pandas")
 
@@ -116,7 +117,7 @@ def assess(df, hw: HardwareSpec, flops, nbytes, speculative=None) -> Report:
     one_eta = predict_terms(one, least_squares(one.take(train), t[train], split=False))
     points = df[["point_id", "model", "phase", "cache", "batch", "new_tokens", "cached_tokens",
                  TIME_COLUMN, "context"]].copy()
-    points["phase_group"] = ["decode" if p.startswith("decode") else p for p in df["phase"]]
+    points["phase_group"] = [MEASURED_PHASES[p][0] for p in df["phase"]]   # the phase itself
     points["bound"] = T.bounds
     points["kernels"] = T.kernels
     for label, pred in (("ideal", ideal), ("overhead", overhead_only),
