@@ -215,9 +215,9 @@ class Fit:
     n_train: int
     rms_log_error: float
     calibration: HardwareSpec | None = None
-    split: object = field(default=None, compare=False, repr=False)   # point_id → train/test
-    errors: object = field(default=None, compare=False, repr=False)  # held-out |rel error|
-    points: object = field(default=None, compare=False, repr=False)  # per-point predictions
+    split: pd.Series | None = field(default=None, compare=False, repr=False)  # id → train/test
+    errors: pd.DataFrame | None = field(default=None, compare=False, repr=False)  # held out
+    points: pd.DataFrame | None = field(default=None, compare=False, repr=False)  # predictions
     skinny_rows: int = SKINNY_ROWS
 
     @property

@@ -72,16 +72,16 @@ class Report:
     """What :func:`validate` found: DataFrames for the app, the summary of the headline, and
     where the inputs came from and the outputs went."""
 
-    points: object                # one row per point: measured, predictions, errors, split
-    flops: object                 # FlopCounterMode vs analytic, per point
-    bytes: object                 # KV and parameter bytes, per point
-    errors: object                # |rel error| by regime (held-out points)
-    errors_all: object            # same over every point
-    leave_one_model_out: object
+    points: pd.DataFrame          # one row per point: measured, predictions, errors, split
+    flops: pd.DataFrame           # FlopCounterMode vs analytic, per point
+    bytes: pd.DataFrame           # KV and parameter bytes, per point
+    errors: pd.DataFrame          # |rel error| by regime (held-out points)
+    errors_all: pd.DataFrame      # same over every point
+    leave_one_model_out: pd.DataFrame
     fit: Fit
-    speculative: object | None
+    speculative: pd.DataFrame | None
     summary: dict
-    measurements: object          # the checked measurement rows
+    measurements: pd.DataFrame    # the checked measurement rows
     calibration: HardwareSpec
     terms: Terms | None = field(default=None, repr=False)   # the pricing inputs per point
     sources: dict = field(default_factory=dict)   # measurements, hardware, speculative, fitted
