@@ -49,7 +49,7 @@ _API: dict[str, str] = {
     "critical_batch": "costmodel.roofline", "critical_batch_formula": "costmodel.roofline",
     "decode_time_formula": "costmodel.roofline",
     "speculative_speedup": "costmodel.roofline",
-    "sweep": "costmodel.sweep",
+    "sweep": "costmodel.grid",
     "formulas": "costmodel.catalog",
 }
 #: Submodules reachable as attributes (``cm.speculative.speedup``).

@@ -116,11 +116,39 @@ def _activation(name: Any) -> str:
     raise ValueError(f"config.json: activation {name!r} is not understood (gelu, silu, relu)")
 
 
-def _refuse_unmodelled(cfg: Mapping[str, Any]) -> None:
+#: Cost fields of the families that have them: a config of another family carrying one is
+#: refused (its reader would not use it).
+_WINDOW_FIELDS = {"sliding_window": "a sliding window", "layer_types": "per-layer attention"}
+_MOE_FIELDS = {f: "mixture of experts" for f in (
+    "num_local_experts", "num_experts", "n_routed_experts", "num_experts_per_tok",
+    "experts_per_token", "moe_intermediate_size", "n_shared_experts", "first_k_dense_replace")}
+_MLA_FIELDS = {f: "multi-head latent attention" for f in (
+    "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")}
+_FAMILY_COST_FIELDS = {
+    "gpt2": set(), "llama": set(),
+    **{t: set(_WINDOW_FIELDS) for t in ("mistral", "qwen2", "qwen3", "phi3", *GEMMA)},
+    **{t: set(_WINDOW_FIELDS) | set(_MOE_FIELDS) for t in MOE},
+    **{t: set(_MOE_FIELDS) | set(_MLA_FIELDS) for t in DEEPSEEK},
+}
+
+
+def _refuse_unmodelled(cfg: Mapping[str, Any], model_type: str) -> None:
     for key, what in _NOT_MODELLED.items():
         if what and cfg.get(key) not in (None, 0, False, {}, []):
             raise ValueError(f"config.json: field {key!r} ({what}) changes the cost and is not "
                              "modelled; describe the model with a custom ModelSpec instead")
+    allowed = _FAMILY_COST_FIELDS.get(model_type, set())
+    for key, what in {**_WINDOW_FIELDS, **_MOE_FIELDS, **_MLA_FIELDS}.items():
+        if key in allowed or cfg.get(key) in (None, 0, False, [], {}):
+            continue
+        if key == "layer_types" and all(t == "full_attention" for t in cfg[key] or []):
+            continue
+        longest = cfg.get("max_position_embeddings") or 0
+        if key == "sliding_window" and isinstance(cfg[key], int) and cfg[key] >= longest:
+            continue                     # a window as long as the context limits nothing
+        raise ValueError(f"config.json: field {key!r} ({what}) is not part of model_type "
+                         f"{model_type!r} and changes the cost; it is not modelled for that "
+                         "family — describe the model with a custom ModelSpec instead")
 
 
 def _layer_types(cfg: Mapping[str, Any], n_layers: int, model_type: str) -> list[str]:
@@ -279,7 +307,7 @@ def spec_from_hf_config(path_or_dict: str | Path | Mapping[str, Any],
         model_type = "gemma3_text"
     source = f"Hugging Face config.json (model_type {model_type})"
     if model_type in SUPPORTED:
-        _refuse_unmodelled(cfg)
+        _refuse_unmodelled(cfg, model_type)
     if model_type == "gpt2":
         if cfg.get("quantization_config"):
             _quantization(cfg, False)

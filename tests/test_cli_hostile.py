@@ -251,7 +251,7 @@ def broken_configs() -> dict[str, str | bytes]:
     variant("kv heads 3", num_key_value_heads=3)
     variant("kv heads 64 > heads", num_key_value_heads=64)
     variant("hidden not divisible by heads", hidden_size=4097)
-    variant("sliding_window (mistral)", model_type="mistral", sliding_window=4096,
+    variant("sliding_window (llama has none)", sliding_window=4096,
             max_position_embeddings=32768)
     variant("num_local_experts", num_local_experts=8)
     variant("num_experts", num_experts=64)

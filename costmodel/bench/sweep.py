@@ -1,4 +1,4 @@
-"""Benchmark of :func:`costmodel.sweep.sweep`: a 1,000,000-point roofline grid (batch × context
+"""Benchmark of :func:`costmodel.grid.sweep`: a 1,000,000-point roofline grid (batch × context
 × TP × hardware) against a plain Python loop calling :func:`costmodel.roofline.decode_step`
 point by point.
 
@@ -18,7 +18,7 @@ import numpy as np
 from costmodel.bench.report import BenchTable, ratio_text
 from costmodel.checks import check_int
 from costmodel.roofline import decode_step
-from costmodel.sweep import sweep
+from costmodel.grid import sweep
 
 MODEL = "llama3-8b"
 HARDWARE = ("a100-80gb", "h100-sxm", "h200", "mi300x")

@@ -1,6 +1,6 @@
 """CLI commands over the per-operator roofline: ``analyze``, ``ai``, ``specdec``, ``sweep``.
 
-Every time comes from :mod:`costmodel.roofline` / :mod:`costmodel.sweep` (priced by
+Every time comes from :mod:`costmodel.roofline` / :mod:`costmodel.grid` (priced by
 :func:`costmodel.pricing.price`); every phase is a substitution of :mod:`costmodel.workload`.
 ``analyze`` builds its rows from the :class:`~costmodel.roofline.Analysis` arrays, so a query
 never imports pandas; ``--plot`` files are rendered to bytes first and written all-or-nothing
@@ -44,7 +44,7 @@ from costmodel.plots import intensity_vs_batch, intensity_vs_n, roofline_chart, 
 from costmodel.presets import hardware
 from costmodel.roofline import Analysis, analyze_phase, generation, speculative_speedup
 from costmodel.speculative import expected_tokens, optimal_gamma, speedup
-from costmodel.sweep import sweep
+from costmodel.grid import sweep
 from costmodel.units import GB, exact_number
 from costmodel.workload import PHASES
 

@@ -1,4 +1,4 @@
-r"""The roofline over a grid: batch × context × TP × hardware, vectorised.
+r"""The roofline over a grid (`sweep`): batch × context × TP × hardware, vectorised.
 
 The same operator expressions as :func:`costmodel.analyze` (one compiled function per model
 structure, evaluated on numpy arrays) and the same pricing (:func:`costmodel.pricing.price`,
