@@ -74,7 +74,8 @@ GRID_CASES = {
     "options": (0, "lm_head", "all", r"lm_head: the reference model runs .* 'last'"),
     "config": (2, "gpt_config", "{", r"gpt_config: not valid JSON"),
     "config of another model": (2, "gpt_config", json.dumps(
-        {"n_layer": 10**6, "n_head": 3, "n_embd": 48, "attn_impl": "eager"}), r"gpt_config: describes another model"),
+        {"n_layer": 10**6, "n_head": 3, "n_embd": 48, "attn_impl": "eager"}),
+        r"gpt_config: describes another model"),
     "config fields": (2, "gpt_config", json.dumps({"n_layer": "three", "attn_impl": "eager"}),
                       r"gpt_config: GPTConfig\.n_layer must be a positive int"),
     "static length": (2, "static_max_len", 16, r"static_max_len: .* needs static_max_len >= 33"),

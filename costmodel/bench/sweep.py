@@ -17,8 +17,8 @@ import numpy as np
 
 from costmodel.bench.report import BenchTable, ratio_text
 from costmodel.checks import check_int
-from costmodel.roofline import decode_step
 from costmodel.grid import sweep
+from costmodel.roofline import decode_step
 
 MODEL = "llama3-8b"
 HARDWARE = ("a100-80gb", "h100-sxm", "h200", "mi300x")

@@ -38,13 +38,13 @@ from costmodel.cli.args import (
 )
 from costmodel.cli.registry import Result, subcommand
 from costmodel.files import OutputSet
+from costmodel.grid import sweep
 from costmodel.intensity import attention_counts
 from costmodel.ops import ATTENTION, CAUSAL, LM_HEAD, PARTS
 from costmodel.plots import intensity_vs_batch, intensity_vs_n, roofline_chart, speedup_vs_gamma
 from costmodel.presets import hardware
 from costmodel.roofline import Analysis, analyze_phase, generation, speculative_speedup
 from costmodel.speculative import expected_tokens, optimal_gamma, speedup
-from costmodel.grid import sweep
 from costmodel.units import GB, exact_number
 from costmodel.workload import PHASES
 
