@@ -81,17 +81,26 @@ from costmodel.symbols import (
 )
 from costmodel.units import GIB
 
-KV_HEADS_PER_GPU = sp.ceiling(H_kv / TP)
-KV_PER_REQUEST_PER_GPU = Formula(
-    "kv_bytes_per_request_per_gpu", s * 2 * L * KV_HEADS_PER_GPU * d_h * b_kv, "bytes",
-    "KV-cache bytes of one request on one GPU of the TP group",
-    symbol=r"\mathrm{KV}_{\mathrm{GPU}}")
-WEIGHTS_PER_GPU = Formula("weight_bytes_per_gpu", P * b_w / TP, "bytes",
-                          "weight bytes on one GPU of the TP group", symbol=r"W_{\mathrm{GPU}}")
-MAX_BATCH = Formula(
-    "max_batch_size",
-    sp.floor((u * M - R - WEIGHTS_PER_GPU.expr) / KV_PER_REQUEST_PER_GPU.expr),
-    "requests", "largest batch whose weights and KV cache fit", symbol=r"B_{\max}")
+
+@cache
+def _dense() -> dict[str, Formula]:
+    """The dense-attention formulas (built on first use: sympy evaluates a floor at
+    construction, and a CLI query that never asks for a max batch should not pay for it)."""
+    kv = Formula("kv_bytes_per_request_per_gpu", s * 2 * L * sp.ceiling(H_kv / TP) * d_h * b_kv,
+                 "bytes", "KV-cache bytes of one request on one GPU of the TP group",
+                 symbol=r"\mathrm{KV}_{\mathrm{GPU}}")
+    w = Formula("weight_bytes_per_gpu", P * b_w / TP, "bytes",
+                "weight bytes on one GPU of the TP group", symbol=r"W_{\mathrm{GPU}}")
+    return {"KV_PER_REQUEST_PER_GPU": kv, "WEIGHTS_PER_GPU": w, "MAX_BATCH": Formula(
+        "max_batch_size", sp.floor((u * M - R - w.expr) / kv.expr), "requests",
+        "largest batch whose weights and KV cache fit", symbol=r"B_{\max}")}
+
+
+def __getattr__(name: str) -> Formula:
+    """``KV_PER_REQUEST_PER_GPU``, ``WEIGHTS_PER_GPU`` and ``MAX_BATCH``: the dense formulas."""
+    if name in ("KV_PER_REQUEST_PER_GPU", "WEIGHTS_PER_GPU", "MAX_BATCH"):
+        return _dense()[name]
+    raise AttributeError(f"module 'costmodel.batch' has no attribute {name!r}")
 
 
 @cache
@@ -99,18 +108,20 @@ def batch_formulas(structure: Structure, mla: str = "absorbed",
                    expert_parallel: bool = False) -> dict[str, Formula]:
     """weights_per_gpu, kv_per_request_per_gpu and max_batch of an architecture (the dense
     ones are :data:`WEIGHTS_PER_GPU`, :data:`KV_PER_REQUEST_PER_GPU`, :data:`MAX_BATCH`)."""
+    dense = _dense()
     if structure.window == "none" and not structure.mla and structure.moe == "none":
-        return {"weights_per_gpu": WEIGHTS_PER_GPU,
-                "kv_per_request_per_gpu": KV_PER_REQUEST_PER_GPU, "max_batch": MAX_BATCH}
+        return {"weights_per_gpu": dense["WEIGHTS_PER_GPU"],
+                "kv_per_request_per_gpu": dense["KV_PER_REQUEST_PER_GPU"],
+                "max_batch": dense["MAX_BATCH"]}
     if structure.mla:
         e_gpu = H / TP * (d_n + d_r + d_v) if mla == "expanded" else r_kv + d_r
     else:
-        e_gpu = 2 * KV_HEADS_PER_GPU * d_h
+        e_gpu = 2 * sp.ceiling(H_kv / TP) * d_h
     kv = Formula("kv_bytes_per_request_per_gpu", e_gpu * b_kv * sp.Add(*held_tokens(structure)),
                  "bytes", "KV-cache bytes of one request on one GPU of the group",
                  symbol=r"\mathrm{KV}_{\mathrm{GPU}}")
     if structure.moe == "none":
-        weights = WEIGHTS_PER_GPU.expr
+        weights = dense["WEIGHTS_PER_GPU"].expr
     else:
         weights = (P - P_e) * b_w / TP + P_e * b_we / (EP if expert_parallel else TP)
     w = Formula("weight_bytes_per_gpu", weights, "bytes", "weight bytes on one GPU of the group",
@@ -265,7 +276,7 @@ def max_batch_formula(m: ModelSpec | str | None = None, mla: str = "absorbed",
     """B_max as a Formula; with a spec, its architecture's terms and P expanded into its count
     (P_e, the routed-expert share, stays a symbol)."""
     if m is None:
-        return MAX_BATCH
+        return _dense()["MAX_BATCH"]
     m = model_preset(m)
     f = batch_formulas(spec_flags(m), mla, expert_parallel)["max_batch"]
     return Formula(f.name, f.expr.xreplace({P: param_count_formula(m).expr}),

@@ -15,7 +15,7 @@ from functools import cache
 
 import numpy as np
 
-from costmodel.batch import KV_PER_REQUEST_PER_GPU, check_tp
+from costmodel.batch import batch_formulas, check_tp
 from costmodel.checks import (
     MAX_GAMMA,
     check_choice,
@@ -34,6 +34,7 @@ from costmodel.presets import model as model_preset
 from costmodel.pricing import Machine, allreduce_time, op_classes, price
 from costmodel.roofline import ARGS, default_act_bytes, model_args
 from costmodel.specs import DTYPES, HardwareSpec, ModelSpec
+from costmodel.symbols import model_values
 from costmodel.workload import PHASES, substitute, writes_cache
 
 pd = deferred("pandas")
@@ -108,9 +109,9 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
     for _, f, b, *_ in per_op:
         flops += f
         nbytes += b
-    kv_gpu = KV_PER_REQUEST_PER_GPU(n_layers=m.n_layers, n_kv_heads=m.n_kv_heads,
-                                    head_dim=m.head_dim, context=cv + qv, tp=T_,
-                                    kv_bytes=kv_bytes)
+    kv_formula = batch_formulas(spec_flags(m), opts.mla)["kv_per_request_per_gpu"]
+    kv_gpu = kv_formula(**{**model_values(m), "context": cv + qv, "tp": T_,
+                           "kv_bytes": kv_bytes})
     # the no-cache baseline keeps no KV cache between steps: only the weights must fit
     need = weight_memory(m, weight_bytes, expert_weight_bytes) / T_ + \
         (B_ * kv_gpu if opts.kv_cache else 0)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from costmodel.cli import COMMANDS, LISTING, main
+from costmodel.cli import COMMANDS, LISTING, load_commands, main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,7 +93,19 @@ def test_summary_as_json(capsys):
     assert rows["max_batch@1024 tp1"] == 520            # as in test_summary
 
 
+def test_a_query_imports_its_command_module_alone():
+    # `kv` lives in cli.memory: the roofline, benchmark and validation commands stay unloaded
+    code = ("import sys; from costmodel.cli import main; main(['kv', '-m', 'gpt2', '-c', '8']);"
+            "print(sorted(m for m in sys.modules if m.startswith('costmodel.cli.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout.splitlines()[-1]
+    assert "costmodel.cli.memory" in out
+    for other in ("roofline", "bench", "validation"):
+        assert f"costmodel.cli.{other}'" not in out
+
+
 def test_registry_lists_the_commands():
+    load_commands()
     assert list(COMMANDS)[:4] == ["presets", "params", "kv", "batch"]
     listed = [c for c in LISTING if c in COMMANDS]
     assert list(COMMANDS) == listed + [c for c in COMMANDS if c not in LISTING]
@@ -134,6 +146,7 @@ def test_unexpected_exception_is_one_line(capsys, monkeypatch):
     def boom(args):
         raise RecursionError("maximum recursion depth exceeded")
 
+    load_commands("kv")
     monkeypatch.setitem(COMMANDS, "kv", dataclasses.replace(COMMANDS["kv"], run=boom))
     line = fail(capsys, "kv", "-m", "gpt2", "-c", "8")
     assert line == ("costmodel: error: internal error (RecursionError: maximum recursion depth "

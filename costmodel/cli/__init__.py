@@ -8,63 +8,42 @@
     costmodel --format json batch ...           (or csv; ``--format`` also works after the command)
 
 Commands live in the modules of this package, each registered with
-:func:`costmodel.cli.registry.subcommand`. Every error — a bad argument found by argparse, a
-``ValueError`` from the API or a file reader, anything unexpected — is one line
-``costmodel: error: …`` on stderr with exit status 2, never a usage dump or a traceback.
+:func:`costmodel.cli.registry.subcommand`; :data:`COMMAND_MODULES` says which module defines
+which command, and a query imports that module alone (a ``kv`` query never pays for the
+roofline, the benchmarks or the validation — the start-up of a query is a measured target,
+``costmodel bench startup``). Every error — a bad argument found by argparse, a ``ValueError``
+from the API or a file reader, anything unexpected — is one line ``costmodel: error: …`` on
+stderr with exit status 2, never a usage dump or a traceback.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from typing import Any
 
-from costmodel.batch import max_batch_size
-from costmodel.cli import bench, memory, roofline, validation  # noqa: F401 - they register
-from costmodel.cli.args import DEFAULT_HARDWARE, DEFAULT_MODEL, Parser, UsageError
-from costmodel.cli.registry import COMMANDS, Result, add_format_argument, render
-from costmodel.kvcache import kv_cache_bytes
-from costmodel.params import param_count, weight_memory
-from costmodel.presets import hardware, model
-from costmodel.units import GB, GIB
+from costmodel.cli.args import Parser, UsageError
+from costmodel.cli.registry import COMMANDS, add_format_argument, render
 
 #: Longest error line printed (a message quoting a huge input is cut).
 MAX_ERROR_CHARS = 1000
-#: The order the commands are listed in (by the summary and ``--help``); others follow.
-LISTING = ("presets", "params", "kv", "batch", "analyze", "ai", "specdec", "sweep", "calibrate",
-           "measure", "validate", "bench")
-for _name in sorted(COMMANDS, key=lambda n: LISTING.index(n) if n in LISTING else len(LISTING)):
-    COMMANDS[_name] = COMMANDS.pop(_name)
+#: Command → the module of this package that defines it; also the order the commands are
+#: listed in (by the summary and ``--help``).
+COMMAND_MODULES = {"presets": "memory", "params": "memory", "kv": "memory", "batch": "memory",
+                   "analyze": "roofline", "ai": "roofline", "specdec": "roofline",
+                   "sweep": "roofline", "calibrate": "validation", "measure": "validation",
+                   "validate": "validation", "bench": "bench"}
+LISTING = tuple(COMMAND_MODULES)
 
 
-def _summary(fmt: str) -> str:
-    m, hw = model(DEFAULT_MODEL), hardware(DEFAULT_HARDWARE)
-    n = param_count(m)
-    w = weight_memory(m, 2)
-    kv = kv_cache_bytes(m, context=1024)
-    b = max_batch_size(m, hw, context=1024)
-    if fmt != "table":
-        rows: list[dict[str, Any]] = [
-            {"quantity": "parameters", "value": n},
-            {"quantity": "weight_bytes (16-bit)", "value": w},
-            {"quantity": "kv_bytes_per_request@1024 (16-bit)", "value": kv},
-            {"quantity": "max_batch@1024 tp1", "value": b}]
-        return render(Result(rows, title=f"{m.name} on {hw.name}", name="summary"), fmt)
-    width = max(len(c) for c in COMMANDS)
-    lines = [
-        "costmodel — analytical inference cost of decoder-only transformers",
-        "",
-        f"{m.name} on {hw.name} ({hw.memory_bytes / GIB:g} GiB reported), 16-bit weights and KV:",
-        f"  parameters            {n:,}  ({w:,} bytes = {w / GB:.2f} GB = {w / GIB:.2f} GiB)",
-        f"  KV per request @1024  {kv:,} bytes = {kv / GIB:g} GiB",
-        f"  max batch @1024, TP 1 {b}",
-        "",
-        "commands:",
-        *(f"  {c.name:<{width}}  {c.help}" for c in COMMANDS.values()),
-        "",
-        "`costmodel COMMAND --help` for options; `--format table|csv|json` on every command.",
-    ]
-    return "\n".join(lines)
+def load_commands(name: str | None = None) -> None:
+    """Register the command ``name`` (importing only its module), or every command."""
+    modules = [COMMAND_MODULES[name]] if name in COMMAND_MODULES \
+        else list(dict.fromkeys(COMMAND_MODULES.values()))
+    for module in modules:
+        importlib.import_module(f"costmodel.cli.{module}")
+    for key in sorted(COMMANDS, key=lambda n: LISTING.index(n) if n in LISTING else 99):
+        COMMANDS[key] = COMMANDS.pop(key)
 
 
 def build_parser(only: str | None = None) -> Parser:
@@ -107,6 +86,9 @@ def _error(message: object) -> int:
 def _run(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     name = _command_named(argv)
+    load_commands(name)
+    if name not in COMMANDS:       # no command, --help, or a typo: list them all
+        load_commands()
     parser = build_parser(name if name in COMMANDS else None)
     try:
         args, extra = parser.parse_known_args(argv)
@@ -117,7 +99,7 @@ def _run(argv: list[str] | None) -> int:
     except SystemExit as e:                 # --help printed its text
         return e.code if isinstance(e.code, int) else 0
     if args.command is None:
-        text = _summary(args.format)
+        text = importlib.import_module("costmodel.cli.memory").summary(args.format, COMMANDS)
     else:
         text = render(COMMANDS[args.command].run(args), args.format)
     if text:
@@ -146,4 +128,4 @@ def main(argv: list[str] | None = None) -> int:
         return _error(f"internal error ({detail})")
 
 
-__all__ = ["COMMANDS", "LISTING", "build_parser", "main"]
+__all__ = ["COMMANDS", "COMMAND_MODULES", "LISTING", "build_parser", "load_commands", "main"]

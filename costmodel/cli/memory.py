@@ -6,8 +6,10 @@ import argparse
 import re
 from typing import Any
 
-from costmodel.batch import batch_plan, check_tp
+from costmodel.batch import batch_plan, check_tp, max_batch_size
 from costmodel.cli.args import (
+    DEFAULT_HARDWARE,
+    DEFAULT_MODEL,
     add_memory_arguments,
     add_model_arguments,
     check_rows,
@@ -22,11 +24,11 @@ from costmodel.cli.args import (
     model_from_args,
     reserved_gib,
 )
-from costmodel.cli.registry import Result, subcommand
+from costmodel.cli.registry import Result, render, subcommand
 from costmodel.conventions import e0294_param_count
 from costmodel.kvcache import kv_bytes_per_token, kv_cache_bytes
-from costmodel.params import param_breakdown, param_count
-from costmodel.presets import hardware_presets, model_presets
+from costmodel.params import param_breakdown, param_count, weight_memory
+from costmodel.presets import hardware, hardware_presets, model, model_presets
 from costmodel.units import GB, GIB, exact_number
 
 
@@ -230,3 +232,35 @@ def _run_batch(args: argparse.Namespace) -> Result:
                                  "kv_replication"])
 
 
+
+
+def summary(fmt: str, commands: dict) -> str:
+    """What ``costmodel`` alone prints: Llama-3-8B on an A100-80GB in four numbers, and the
+    commands."""
+    m, hw = model(DEFAULT_MODEL), hardware(DEFAULT_HARDWARE)
+    n = param_count(m)
+    w = weight_memory(m, 2)
+    kv = kv_cache_bytes(m, context=1024)
+    b = max_batch_size(m, hw, context=1024)
+    if fmt != "table":
+        rows: list[dict[str, Any]] = [
+            {"quantity": "parameters", "value": n},
+            {"quantity": "weight_bytes (16-bit)", "value": w},
+            {"quantity": "kv_bytes_per_request@1024 (16-bit)", "value": kv},
+            {"quantity": "max_batch@1024 tp1", "value": b}]
+        return render(Result(rows, title=f"{m.name} on {hw.name}", name="summary"), fmt)
+    width = max(len(c) for c in commands)
+    lines = [
+        "costmodel — analytical inference cost of decoder-only transformers",
+        "",
+        f"{m.name} on {hw.name} ({hw.memory_bytes / GIB:g} GiB reported), 16-bit weights and KV:",
+        f"  parameters            {n:,}  ({w:,} bytes = {w / GB:.2f} GB = {w / GIB:.2f} GiB)",
+        f"  KV per request @1024  {kv:,} bytes = {kv / GIB:g} GiB",
+        f"  max batch @1024, TP 1 {b}",
+        "",
+        "commands:",
+        *(f"  {c.name:<{width}}  {c.help}" for c in commands.values()),
+        "",
+        "`costmodel COMMAND --help` for options; `--format table|csv|json` on every command.",
+    ]
+    return "\n".join(lines)
