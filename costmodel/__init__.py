@@ -25,11 +25,14 @@ _API: dict[str, str] = {
     "ModelSpec": "costmodel.specs", "HardwareSpec": "costmodel.specs",
     "model": "costmodel.presets", "hardware": "costmodel.presets",
     "model_presets": "costmodel.presets", "hardware_presets": "costmodel.presets",
+    "engine": "costmodel.presets", "engine_presets": "costmodel.presets",
+    "EngineProfile": "costmodel.specs",
     "Formula": "costmodel.formula",
     "Pass": "costmodel.workload", "phase_pass": "costmodel.workload",
     "Options": "costmodel.ops", "operators": "costmodel.ops",
     "param_breakdown": "costmodel.params", "param_count": "costmodel.params",
-    "weight_memory": "costmodel.params",
+    "weight_memory": "costmodel.params", "active_param_count": "costmodel.params",
+    "kv_by_layer_type": "costmodel.kvcache",
     "kv_bytes_per_token": "costmodel.kvcache", "kv_cache_bytes": "costmodel.kvcache",
     "BatchPlan": "costmodel.batch", "batch_plan": "costmodel.batch",
     "max_batch_formula": "costmodel.batch", "max_batch_size": "costmodel.batch",
@@ -46,11 +49,11 @@ _API: dict[str, str] = {
     "critical_batch": "costmodel.roofline", "critical_batch_formula": "costmodel.roofline",
     "decode_time_formula": "costmodel.roofline",
     "speculative_speedup": "costmodel.roofline",
-    "sweep": "costmodel.sweep",
+    "sweep": "costmodel.grid",
     "formulas": "costmodel.catalog",
 }
 #: Submodules reachable as attributes (``cm.speculative.speedup``).
-_MODULES = ("speculative", "plots", "workload", "units")
+_MODULES = ("speculative", "plots", "workload", "units", "quant")
 
 __all__ = sorted([*_API, *_MODULES])
 

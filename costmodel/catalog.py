@@ -3,11 +3,11 @@ notebooks show. Each entry is the same Formula object the numbers come from."""
 
 from __future__ import annotations
 
-from costmodel.batch import KV_PER_REQUEST_PER_GPU, WEIGHTS_PER_GPU, max_batch_formula
+from costmodel.batch import batch_formulas, max_batch_formula
 from costmodel.formula import Formula
 from costmodel.intensity import attention_formulas
 from costmodel.kvcache import KV_BATCH, KV_PER_REQUEST, KV_PER_TOKEN
-from costmodel.ops import Options, total
+from costmodel.ops import Options, spec_flags, total
 from costmodel.params import param_components, param_count_formula, weight_memory_formula
 from costmodel.presets import model as model_preset
 from costmodel.roofline import critical_batch_formula, decode_time_formula
@@ -28,8 +28,11 @@ def formulas(m: ModelSpec | str, options: Options | None = None,
     out: dict[str, Formula] = {"param_count": param_count_formula(m)}
     out.update({f.name: f for f in param_components(m).values()})
     out["weight_memory"] = weight_memory_formula(m)
-    for f in (KV_PER_TOKEN, KV_PER_REQUEST, KV_BATCH, WEIGHTS_PER_GPU, KV_PER_REQUEST_PER_GPU):
+    for f in (KV_PER_TOKEN, KV_PER_REQUEST, KV_BATCH):
         out[f.name] = f
+    per_gpu = batch_formulas(spec_flags(m))
+    for key in ("weights_per_gpu", "kv_per_request_per_gpu"):
+        out[per_gpu[key].name] = per_gpu[key]
     out["max_batch_size"] = max_batch_formula(m)
     for phase in ("prefill", "decode"):
         q_, c_ = substitute(phase, s)

@@ -71,7 +71,7 @@ def check_number(name: str, value: object, lo: float = 0.0, hi: float = math.inf
                  open_lo: bool = True) -> float:
     """A finite real number in (lo, hi] (or [lo, hi] with ``open_lo=False``)."""
     if type(value) in (int, float) and (value > lo if open_lo else value >= lo) \
-            and value <= hi:                       # the common case, fast (NaN fails both)
+            and value <= hi and value != math.inf:  # the common case, fast (NaN fails all)
         return float(value)
     ok = (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
           and math.isfinite(float(value)))

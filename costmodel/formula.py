@@ -36,6 +36,18 @@ class _Printer(NumPyPrinter):
     def _print_Heaviside(self, expr):
         return f"_step({self._print(expr.args[0])})"
 
+    def _nested(self, fn: str, args) -> str:
+        first, *rest = (self._print(a) for a in args)
+        for a in rest:
+            first = f"numpy.{fn}({first}, {a})"
+        return first
+
+    def _print_Min(self, expr):
+        return self._nested("minimum", expr.args)
+
+    def _print_Max(self, expr):
+        return self._nested("maximum", expr.args)
+
 
 #: The names the generated code uses: the numpy module itself and the step function (passing
 #: them directly spares lambdify importing every numpy submodule, a tenth of a second).
@@ -44,9 +56,14 @@ NAMESPACE = {"numpy": np, "_step": _step}
 
 def lambdify(symbols: Sequence[sp.Symbol], expr, cse: bool = False):
     """A Python function of ``symbols`` evaluating ``expr`` (an expression or a list of them)
-    with numpy (arrays broadcast)."""
-    return sp.lambdify(list(symbols), expr, modules=[NAMESPACE], printer=_Printer, cse=cse,
-                       docstring_limit=0)
+    with numpy (arrays broadcast). The symbols are renamed to their Python names first (LaTeX
+    names such as ``H_{kv}`` are not identifiers, and lambdify's own renaming is slow)."""
+    plain = {s: sp.Symbol(NAME_OF.get(s, f"x{i}"), **s.assumptions0)
+             for i, s in enumerate(symbols)}
+    expr = [e.xreplace(plain) for e in expr] if isinstance(expr, list) else \
+        sp.sympify(expr).xreplace(plain)
+    return sp.lambdify([plain[s] for s in symbols], expr, modules=[NAMESPACE],
+                       printer=_Printer, cse=cse, docstring_limit=0, dummify=False)
 
 
 def compile_numeric(symbols: Sequence[sp.Symbol], exprs: Sequence[sp.Expr]):

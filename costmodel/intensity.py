@@ -38,13 +38,13 @@ import sympy as sp
 from costmodel.checks import check_choice, check_element_bytes, check_ints, check_positive_int
 from costmodel.conventions import e0294_attention
 from costmodel.formula import Formula
-from costmodel.ops import KV_SHARING, Options, _operators
+from costmodel.ops import KV_SHARING, Options, Structure, _operators
 from costmodel.symbols import TP, B, H, H_kv, N, b_a, b_e, b_kv, c, q
 from costmodel.workload import substitute
 
 PHASES = ("prefill", "decode")
 CONVENTIONS = ("exact", "e0294")
-_ANY_FLAGS = (False, "gelu", "layernorm", False, False, False, False, "learned")
+_ANY_FLAGS = Structure(False, "gelu", "layernorm", False, False, False, False, "learned")
 _ATTENTION_OPS = ("qk_scores", "softmax", "attn_v")
 b = b_e
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import difflib
 from collections.abc import Mapping
+from dataclasses import fields
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from costmodel.hfconfig import spec_from_hf_config
-from costmodel.specs import HardwareSpec, ModelSpec
+from costmodel.specs import EngineProfile, HardwareSpec, ModelSpec
 from costmodel.units import GB, MIB, TERA
 
 ALIASES = {
@@ -31,10 +32,9 @@ ALIASES = {
     "llama-2-7b": "llama2-7b",
 }
 _BOOL = {"true": True, "false": False}
-_INT_FIELDS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab_size",
-               "max_context")
 _DTYPE_COLUMNS = {"fp32": "fp32_tflops", "tf32": "tf32_tflops", "fp16": "fp16_tflops",
-                  "bf16": "bf16_tflops", "fp8": "fp8_tflops", "int8": "int8_tops"}
+                  "bf16": "bf16_tflops", "fp8": "fp8_tflops", "int8": "int8_tops",
+                  "fp4": "fp4_tflops"}
 
 
 def _rows(filename: str) -> list[dict[str, str]]:
@@ -42,18 +42,28 @@ def _rows(filename: str) -> list[dict[str, str]]:
     return list(csv.DictReader(text.splitlines()))
 
 
+def _cell(field: str, text: str):
+    """A CSV cell as the ModelSpec field's type (an empty cell: the field's default)."""
+    kind = _FIELD_TYPES[field]
+    if "bool" in kind:
+        return _BOOL[text]
+    if "int" in kind:
+        return int(text)
+    if "float" in kind:
+        return float(text)
+    return text
+
+
+_FIELD_TYPES = {f.name: str(f.type) for f in fields(ModelSpec)}
+
+
 @cache
 def model_presets() -> dict[str, ModelSpec]:
-    """Every model preset, by name."""
+    """Every model preset, by name (``costmodel/data/models.csv``: one column per ModelSpec
+    field; an empty cell takes the field's default)."""
     out = {}
     for row in _rows("models.csv"):
-        kw: dict = {k: int(row[k]) for k in _INT_FIELDS}
-        for k in ("gated_mlp", "qkv_bias", "out_bias", "mlp_bias", "lm_head_bias",
-                  "tied_embeddings"):
-            kw[k] = _BOOL[row[k]]
-        out[row["name"]] = ModelSpec(name=row["name"], activation=row["activation"],
-                                     norm=row["norm"], positions=row["positions"],
-                                     source=row["source"], **kw)
+        out[row["name"]] = ModelSpec(**{k: _cell(k, v) for k, v in row.items() if v != ""})
     return out
 
 
@@ -75,6 +85,29 @@ def hardware_presets() -> dict[str, HardwareSpec]:
             source=row["source"],
             notes=row["notes"],
         )
+    return out
+
+
+@cache
+def engine_presets() -> dict[str, EngineProfile]:
+    """Every engine profile, by name (``costmodel/data/engines.csv``, with the 80 % bands of
+    ``costmodel/data/engine_bands.csv``). Seconds are stored in µs columns."""
+    bands: dict[str, dict] = {}
+    for row in _rows("engine_bands.csv"):
+        bands.setdefault(row["engine"], {})[row["regime"]] = (float(row["low"]),
+                                                              float(row["high"]))
+    out = {}
+    for row in _rows("engines.csv"):
+        def num(col, scale=1.0, row=row):
+            return None if row[col] == "" else float(row[col]) * scale
+        out[row["name"]] = EngineProfile(
+            name=row["name"], eta_c=num("eta_c"), eta_m=num("eta_m"),
+            eta_c_skinny=num("eta_c_skinny"), eta_m_elementwise=num("eta_m_elementwise"),
+            eta_m_quant=num("eta_m_quant"), kernel_overhead=num("kernel_overhead_us", 1e-6),
+            step_overhead=num("step_overhead_us", 1e-6),
+            layer_overhead=num("layer_overhead_us", 1e-6),
+            comm_latency=num("comm_latency_us", 1e-6), attention=row["attention"],
+            bands=bands.get(row["name"], {}), source=row["source"], notes=row["notes"])
     return out
 
 
@@ -118,4 +151,15 @@ def hardware(h: str | HardwareSpec | Path) -> HardwareSpec:
     return _lookup("hardware", h, hardware_presets())
 
 
-__all__ = ["ALIASES", "hardware", "hardware_presets", "model", "model_presets"]
+def engine(e: str | EngineProfile) -> EngineProfile:
+    """An engine profile by name (``cm.engine("tuned")``); an EngineProfile passes through."""
+    if isinstance(e, EngineProfile):
+        return e
+    if not isinstance(e, str):
+        raise ValueError(f"engine: expected a profile name or EngineProfile, got "
+                         f"{type(e).__name__}")
+    return _lookup("engine", e, engine_presets())
+
+
+__all__ = ["ALIASES", "engine", "engine_presets", "hardware", "hardware_presets", "model",
+           "model_presets"]

@@ -11,7 +11,14 @@ Per operator occurrence, on one GPU of a tensor-parallel group of TP:
   (norms, activations, softmax, residuals, cache writes), else η_m;
 * t_comm is a ring all-reduce of m bytes over TP GPUs: 2 (TP − 1) / TP · m / β_link + latency
   (0 when TP = 1);
-* k is the operator's kernel launches and t_kernel a fixed cost per launch.
+* k is the operator's kernel launches and t_kernel a fixed cost per launch;
+* a weight matmul whose weights are quantized weight-only (dequantized on the fly) streams at
+  η_m,quant instead of η_m;
+* a pass adds a fixed t_step + L · t_layer (an engine's scheduling, sampling and launch gaps).
+
+Efficiencies come from the hardware (its typed fields), from an engine profile
+(:class:`~costmodel.specs.EngineProfile`: ``engine="tuned"``) and from explicit arguments, the
+later overriding the earlier.
 
 The datasheet presets are the *ideal* roofline (every η = 1, no overhead); a calibrated or
 fitted :class:`~costmodel.specs.HardwareSpec` carries its efficiencies as typed fields, and
@@ -22,19 +29,22 @@ through :func:`price`, so a fitted hardware JSON gives the same time everywhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from costmodel.checks import check_fraction, check_int, check_nonneg_number
-from costmodel.specs import HardwareSpec, dtype_for_bytes
+from costmodel.quant import DTYPE_BYTES, Format, dtype_for_bytes
+from costmodel.specs import EngineProfile, HardwareSpec
 
 #: Operator kinds priced at the matmul rates; every other kind is an elementwise or copy pass.
 MATMUL_KINDS = ("matmul", "attention")
-EFFICIENCY_FIELDS = ("eta_c", "eta_m", "eta_c_skinny", "eta_m_elementwise", "skinny_rows",
-                     "kernel_overhead")
+EFFICIENCY_FIELDS = ("eta_c", "eta_m", "eta_c_skinny", "eta_m_elementwise", "eta_m_quant",
+                     "skinny_rows", "kernel_overhead", "step_overhead", "layer_overhead",
+                     "comm_latency")
 
 
 @dataclass(frozen=True)
@@ -45,31 +55,48 @@ class Efficiency:
     eta_m: float = 1.0
     eta_c_skinny: float | None = None
     eta_m_elementwise: float | None = None
+    eta_m_quant: float | None = None
     skinny_rows: int = 8
     kernel_overhead: float = 0.0
+    step_overhead: float = 0.0
+    layer_overhead: float = 0.0
+    comm_latency: float | None = None
+    engine: str = ""
+    bands: Mapping[str, tuple[float, float]] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         put = object.__setattr__
         put(self, "eta_c", check_fraction("eta_c", self.eta_c))
         put(self, "eta_m", check_fraction("eta_m", self.eta_m))
-        for name in ("eta_c_skinny", "eta_m_elementwise"):
+        for name in ("eta_c_skinny", "eta_m_elementwise", "eta_m_quant"):
             if getattr(self, name) is not None:
                 put(self, name, check_fraction(name, getattr(self, name)))
         put(self, "skinny_rows", check_int("skinny_rows", self.skinny_rows, 1, 2**31 - 1))
-        put(self, "kernel_overhead", check_nonneg_number("kernel_overhead",
-                                                         self.kernel_overhead, 1.0))
+        for name in ("kernel_overhead", "step_overhead", "layer_overhead"):
+            put(self, name, check_nonneg_number(name, getattr(self, name), 1.0))
+        if self.comm_latency is not None:
+            put(self, "comm_latency", check_nonneg_number("comm_latency", self.comm_latency,
+                                                          1.0))
 
     @classmethod
-    def of(cls, hw: HardwareSpec, **overrides: Any) -> Efficiency:
-        """The hardware's efficiencies with ``overrides`` (those not None) put in."""
-        values = {f.name: getattr(hw, f.name) for f in fields(cls)}
+    def of(cls, hw: HardwareSpec, engine: EngineProfile | None = None,
+           **overrides: Any) -> Efficiency:
+        """The hardware's efficiencies, then the engine profile's, then ``overrides`` (those
+        not None) put in."""
+        values = {f.name: getattr(hw, f.name) for f in fields(cls) if hasattr(hw, f.name)}
+        if engine is not None:
+            values.update({f.name: getattr(engine, f.name) for f in fields(cls)
+                           if hasattr(engine, f.name) and f.name != "engine"})
+            values["engine"] = engine.name
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
     @property
     def ideal(self) -> bool:
         return (self.eta_c == 1 and self.eta_m == 1 and self.kernel_overhead == 0
-                and self.eta_c_skinny in (None, 1) and self.eta_m_elementwise in (None, 1))
+                and self.eta_c_skinny in (None, 1) and self.eta_m_elementwise in (None, 1)
+                and self.eta_m_quant in (None, 1) and self.step_overhead == 0
+                and self.layer_overhead == 0)
 
     @cached_property
     def terms(self) -> dict:
@@ -78,7 +105,12 @@ class Efficiency:
                 "eta_c_skinny": self.eta_c if self.eta_c_skinny is None else self.eta_c_skinny,
                 "eta_m_elementwise": self.eta_m if self.eta_m_elementwise is None
                 else self.eta_m_elementwise,
+                "eta_m_quant": self.eta_m if self.eta_m_quant is None else self.eta_m_quant,
                 "kernel_overhead": self.kernel_overhead}
+
+    def pass_overhead(self, n_layers: int) -> float:
+        """The fixed seconds a pass adds outside its operators: t_step + L · t_layer."""
+        return self.step_overhead + n_layers * self.layer_overhead
 
 
 @dataclass(frozen=True)
@@ -92,26 +124,38 @@ class Machine:
     dtype: str
     efficiency: Efficiency
 
+    @property
+    def element_bytes(self) -> float:
+        """Bytes of one element of the compute dtype: a weight narrower than this is
+        dequantized on the fly (weight-only quantization)."""
+        return DTYPE_BYTES[self.dtype]
+
     @classmethod
     def of(cls, hw: HardwareSpec, dtype: str | None = None, weight_bytes: float = 2,
+           engine: EngineProfile | None = None, fmt: Format | None = None,
            **overrides: Any) -> Machine:
-        """``hw`` priced in ``dtype`` (default: implied by the weight width,
-        :func:`~costmodel.specs.dtype_for_bytes`), with efficiency ``overrides``. Resolved
-        machines are kept for the last few hardware objects (specs are immutable)."""
-        key = (id(hw), dtype, weight_bytes >= 4, tuple(sorted(overrides.items())))
+        """``hw`` priced in ``dtype`` (default: the weight format's compute dtype, else the one
+        the weight width implies, :func:`~costmodel.quant.dtype_for_bytes`), with an engine
+        profile's efficiencies and explicit ``overrides``. Resolved machines are kept for the
+        last few hardware objects (specs are immutable)."""
+        key = (id(hw), dtype, weight_bytes >= 4, id(engine), fmt,
+               tuple(sorted(overrides.items())))
         hit = _MACHINES.get(key)
-        if hit is not None and hit[0] is hw:
+        if hit is not None and hit[0] is hw and hit[2] is engine:
             return hit[1]
+        if dtype is None and fmt is not None:
+            dtype = fmt.compute_dtype(hw)
         dtype = resolve_dtype(hw, dtype, weight_bytes)
-        mach = cls(hw.peak(dtype), hw.bandwidth, hw.interconnect_bandwidth,
-                   hw.interconnect_latency, dtype, Efficiency.of(hw, **overrides))
+        eff = Efficiency.of(hw, engine, **overrides)
+        latency = hw.interconnect_latency if eff.comm_latency is None else eff.comm_latency
+        mach = cls(hw.peak(dtype), hw.bandwidth, hw.interconnect_bandwidth, latency, dtype, eff)
         if len(_MACHINES) >= 256:
             _MACHINES.pop(next(iter(_MACHINES)))
-        _MACHINES[key] = (hw, mach)      # holding hw keeps its id from being reused
+        _MACHINES[key] = (hw, mach, engine)   # holding them keeps their ids from being reused
         return mach
 
 
-_MACHINES: dict[tuple, tuple[HardwareSpec, Machine]] = {}
+_MACHINES: dict[tuple, tuple] = {}
 
 
 def resolve_dtype(hw: HardwareSpec, dtype: str | None, weight_bytes: float) -> str:
@@ -136,6 +180,28 @@ def allreduce_time(comm_bytes, tp, link_bandwidth: float, latency: float):
     return np.where(active, t, 0.0)
 
 
+def alltoall_time(comm_bytes, group, link_bandwidth: float, latency: float):
+    """All-to-all of ``comm_bytes`` per GPU over ``group`` GPUs: a share (G − 1)/G of them leaves
+    the GPU, (G − 1)/G · m / β_link + latency; 0 where G = 1 (arrays broadcast)."""
+    if np.ndim(group) == 0 and group == 1:
+        return np.zeros(np.shape(comm_bytes))
+    g = np.asarray(group, dtype=float)
+    comm = np.asarray(comm_bytes, dtype=float)
+    active = (comm > 0) & (g > 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (g - 1) / np.maximum(g, 1) * comm / link_bandwidth + latency
+    return np.where(active, t, 0.0)
+
+
+def comm_time(comm_bytes, alltoall, tp, ep, link_bandwidth: float, latency: float):
+    """Communication time of operators: an all-reduce over the TP group, or (where
+    ``alltoall``) an all-to-all over the EP group."""
+    ar = allreduce_time(comm_bytes, tp, link_bandwidth, latency)
+    if not np.any(alltoall):
+        return ar
+    return np.where(alltoall, alltoall_time(comm_bytes, ep, link_bandwidth, latency), ar)
+
+
 def roofline_time(compute_t, memory_t, comm_t=0.0, overhead_t=0.0):
     """max(compute time, memory time) + communication + fixed overhead (arrays broadcast)."""
     return np.maximum(compute_t, memory_t) + comm_t + overhead_t
@@ -152,18 +218,19 @@ class Priced:
     time: np.ndarray
 
 
-def price(compute_ideal, memory_ideal, comm, kernels, skinny, streaming, *, eta_c=1.0,
-          eta_m=1.0, eta_c_skinny=1.0, eta_m_elementwise=1.0, kernel_overhead=0.0) -> Priced:
+def price(compute_ideal, memory_ideal, comm, kernels, skinny, streaming, quantized=False, *,
+          eta_c=1.0, eta_m=1.0, eta_c_skinny=1.0, eta_m_elementwise=1.0, eta_m_quant=1.0,
+          kernel_overhead=0.0) -> Priced:
     """The roofline of operator occurrences.
 
     ``compute_ideal`` = F / π and ``memory_ideal`` = Q / β (seconds at η = 1), ``comm`` the
     communication time, ``kernels`` the launches of each (0 for an operator that does nothing),
-    ``skinny`` / ``streaming`` mark weight matmuls of few rows and elementwise/copy passes. The
-    efficiencies may be numbers or arrays that broadcast against the operators (the fit searches
-    over them that way).
+    ``skinny`` / ``streaming`` / ``quantized`` mark weight matmuls of few rows, elementwise and
+    copy passes, and weight-only quantized matmuls. The efficiencies may be numbers or arrays
+    that broadcast against the operators (the fit searches over them that way).
     """
     ec = np.where(skinny, eta_c_skinny, eta_c)
-    em = np.where(streaming, eta_m_elementwise, eta_m)
+    em = np.where(streaming, eta_m_elementwise, np.where(quantized, eta_m_quant, eta_m))
     compute = compute_ideal / ec
     memory = memory_ideal / em
     overhead = kernels * kernel_overhead
@@ -181,4 +248,5 @@ def op_classes(kinds, rows, skinny_rows: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 __all__ = ["EFFICIENCY_FIELDS", "Efficiency", "MATMUL_KINDS", "Machine", "Priced",
-           "allreduce_time", "op_classes", "price", "resolve_dtype", "roofline_time"]
+           "allreduce_time", "alltoall_time", "comm_time", "op_classes", "price",
+           "resolve_dtype", "roofline_time"]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from costmodel.batch import check_tp
+from costmodel.batch import check_parallel, check_tp
 from costmodel.checks import (
     MAX_COUNT,
     MAX_GAMMA,
@@ -30,26 +30,26 @@ from costmodel.checks import (
 from costmodel.formula import Formula, compile_numeric
 from costmodel.lazy import deferred
 from costmodel.ops import PARTS, Op, Options, _operators, spec_flags, total_expr
+from costmodel.params import resolve_weight_bytes
+from costmodel.presets import engine as engine_preset
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import model as model_preset
-from costmodel.pricing import Efficiency, Machine, allreduce_time, op_classes, price
-from costmodel.specs import HardwareSpec, ModelSpec
+from costmodel.pricing import Efficiency, Machine, comm_time, op_classes, price
+from costmodel.specs import EngineProfile, HardwareSpec, ModelSpec
 from costmodel.speculative import check_alpha, expected_tokens, speedup
 from costmodel.symbols import (
+    BY_NAME,
+    DP,
+    EP,
+    MODEL_SIZES,
     TP,
     B,
-    H,
-    H_kv,
-    L,
-    V,
     b_a,
     b_kv,
     b_w,
+    b_we,
     beta,
     c,
-    d,
-    d_ff,
-    d_h,
     eta_c,
     eta_m,
     g,
@@ -59,12 +59,15 @@ from costmodel.symbols import (
     s,
 )
 from costmodel.units import GB, time_text
-from costmodel.workload import phase_pass
+from costmodel.workload import phase_pass, regime
 
 pd = deferred("pandas")
 
-ARGS = (L, d, H, H_kv, d_h, d_ff, V, B, q, c, TP, b_w, b_a, b_kv)
-QUANTITIES = ("flops", *PARTS, "comm_bytes", "rows")
+#: The compiled functions' arguments: the model's sizes, then the workload.
+MODEL_ARGS = tuple(BY_NAME[name] for name in MODEL_SIZES)
+WORKLOAD_ARGS = (B, q, c, TP, EP, DP, b_w, b_we, b_a, b_kv)
+ARGS = (*MODEL_ARGS, *WORKLOAD_ARGS)
+QUANTITIES = ("flops", *PARTS, "comm_bytes", "rows", "count")
 OPS_COLUMNS = ["op", "kind", "block", "count", "flops", "bytes", *PARTS, "comm_bytes",
                "intensity", "compute_time", "memory_time", "comm_time", "overhead_time", "time",
                "bound"]
@@ -79,30 +82,58 @@ class Compiled:
     names: tuple[str, ...]
     kinds: np.ndarray
     blocks: tuple[str, ...]
-    per_layer: np.ndarray
     kernels: np.ndarray
     weight_matmul: np.ndarray     # weight matmuls (may be skinny)
     streaming: np.ndarray         # elementwise and copy passes
+    alltoall: np.ndarray          # communication over the EP group (else TP all-reduce)
+    expert: np.ndarray            # routed-expert weight matmuls (their weights at b_we)
 
 
 @cache
 def compiled(flags: tuple, options: Options) -> Compiled:
-    """``fn(L, d, H, H_kv, d_h, d_ff, V, B, q, c, TP, b_w, b_a, b_kv)`` → per operator (flops,
-    five byte parts, comm bytes, rows) per occurrence, flattened."""
+    """``fn(*model sizes, B, q, c, TP, EP, DP, b_w, b_we, b_a, b_kv)`` → per operator (flops,
+    five byte parts, comm bytes, rows) per occurrence and its count, flattened."""
     ops = _operators(flags, options)
     fn = compile_numeric(ARGS, [getattr(op, name) for op in ops for name in QUANTITIES])
     kinds = np.array([op.kind for op in ops])
     weight_matmul, streaming = op_classes(kinds, 0, 0)
     return Compiled(ops, fn, tuple(op.name for op in ops), kinds,
-                    tuple(op.block for op in ops), np.array([op.per_layer for op in ops]),
+                    tuple(op.block for op in ops),
                     np.array([op.kernels for op in ops], dtype=float), weight_matmul,
-                    streaming)
+                    streaming, np.array([op.comm == "alltoall" for op in ops]),
+                    weight_matmul & np.array([op.name.startswith("experts_") for op in ops]))
+
+
+def model_args(m: ModelSpec) -> tuple:
+    """The model's sizes in the order of :data:`MODEL_ARGS`."""
+    return _resolved(m)[1]
+
+
+def _resolved(m: ModelSpec) -> tuple:
+    """(structure, sizes) of a spec, kept for the last few spec objects (specs are immutable;
+    holding the spec keeps its id from being reused)."""
+    hit = _SPECS.get(id(m))
+    if hit is not None and hit[0] is m:
+        return hit[1:]
+    values = model_values(m)
+    entry = (m, spec_flags(m), tuple(values[name] for name in MODEL_SIZES))
+    if len(_SPECS) >= 1024:
+        _SPECS.pop(next(iter(_SPECS)))
+    _SPECS[id(m)] = entry
+    return entry[1:]
+
+
+_SPECS: dict[int, tuple] = {}
+
+
 
 
 @cache
-def _options(attention, causal, lm_head, fused_qkv, kv_cache, kv_sharing, mask, kv_update):
+def _options(attention, causal, lm_head, fused_qkv, kv_cache, kv_sharing, mask, kv_update,
+             experts, mla, expert_parallel):
     return Options(attention=attention, causal=causal, lm_head=lm_head, fused_qkv=fused_qkv,
-                   kv_cache=kv_cache, kv_sharing=kv_sharing, mask=mask, kv_update=kv_update)
+                   kv_cache=kv_cache, kv_sharing=kv_sharing, mask=mask, kv_update=kv_update,
+                   experts=experts, mla=mla, expert_parallel=expert_parallel)
 
 
 def default_act_bytes(weight_bytes: float) -> int:
@@ -135,6 +166,7 @@ class Analysis:
     quantities: np.ndarray = field(repr=False)        # (n_ops, 7): flops, 5 parts, comm; × count
     terms: dict = field(repr=False)                   # the arguments of pricing.price
     priced: Any = field(repr=False)
+    fixed: float = 0.0                                # an engine's t_step + L · t_layer
 
     def reprice(self, **efficiency: Any):
         """The operators priced again with other efficiencies (numbers or broadcasting arrays;
@@ -156,8 +188,26 @@ class Analysis:
 
     @cached_property
     def time(self) -> float:
-        """Seconds for the pass: Σ over operators of their roofline time."""
-        return float(self.priced.time.sum())
+        """Seconds for the pass: Σ over operators of their roofline time (+ an engine's fixed
+        per-pass overhead)."""
+        return float(self.priced.time.sum()) + self.fixed
+
+    @property
+    def regime(self) -> str:
+        """The regime of the pass (:func:`costmodel.workload.regime`)."""
+        w = self.workload
+        return regime(w["batch"], w["new_tokens"], w["tp"],
+                      min(w["weight_bytes"], w.get("expert_weight_bytes", w["weight_bytes"])))
+
+    @property
+    def time_interval(self) -> tuple[float, float] | None:
+        """The 80 % band on ``time`` (seconds) from the engine profile's cross-validated
+        residuals for this regime (``costmodel validate --published``); None without a band."""
+        bands = self.efficiency.bands
+        band = bands.get(self.regime, bands.get("all"))
+        if band is None:
+            return None
+        return self.time * band[0], self.time * band[1]
 
     @property
     def compute_time(self) -> float:
@@ -218,7 +268,13 @@ class Analysis:
                      "overhead_time": p.overhead, "time": p.time, "bound": self.op_bounds()})
         df = pd.DataFrame(data, columns=OPS_COLUMNS)
         keep = (qty[:, 0] != 0) | (nbytes != 0) | (qty[:, 6] != 0)
-        return df[keep].reset_index(drop=True)
+        df = df[keep].reset_index(drop=True)
+        if self.fixed:
+            row = {c: 0.0 for c in OPS_COLUMNS} | {
+                "op": "engine_overhead", "kind": "overhead", "block": "engine", "count": 1,
+                "overhead_time": self.fixed, "time": self.fixed, "bound": "overhead"}
+            df = pd.concat([df, pd.DataFrame([row], columns=OPS_COLUMNS)], ignore_index=True)
+        return df
 
     def by_block(self):
         """FLOPs, bytes and time summed per block (attention, mlp, norm, ...)."""
@@ -250,56 +306,90 @@ def _check_workload(m, batch, new_tokens, cached_tokens, tp, weight_bytes, kv_by
 
 
 def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_tokens: int = 1,
-            cached_tokens: int = 0, tp: int = 1, weight_bytes: float = 2, kv_bytes: float = 2,
-            act_bytes: float | None = None, dtype: str | None = None,
-            attention: str = "standard", causal: str = "full", lm_head: str = "last",
+            cached_tokens: int = 0, tp: int = 1, weight_bytes: float | None = None,
+            kv_bytes: float = 2, act_bytes: float | None = None, dtype: str | None = None,
+            attention: str | None = None, causal: str = "full", lm_head: str = "last",
             fused_qkv: bool = True, kv_cache: bool = True, kv_sharing: str = "per_request",
-            mask: bool = True, kv_update: str = "inplace", eta_c: float | None = None,
+            mask: bool = True, kv_update: str = "inplace", ep: int = 1,
+            expert_weight_bytes: float | None = None, experts: str = "uniform",
+            mla: str = "absorbed", quant: str | None = None, expert_quant: str | None = None,
+            engine: str | EngineProfile | None = None, eta_c: float | None = None,
             eta_m: float | None = None, eta_c_skinny: float | None = None,
-            eta_m_elementwise: float | None = None,
-            kernel_overhead: float | None = None) -> Analysis:
+            eta_m_elementwise: float | None = None, eta_m_quant: float | None = None,
+            kernel_overhead: float | None = None, step_overhead: float | None = None,
+            layer_overhead: float | None = None) -> Analysis:
     """Roofline analysis of one forward pass: ``batch`` sequences each adding ``new_tokens``
     tokens (q) on top of ``cached_tokens`` (c) already in the KV cache, on one GPU of a group of
-    ``tp``.
+    ``tp`` (and, for a mixture of experts, ``ep`` GPUs holding E/ep experts each, the attention
+    running as ep/tp replicas of batch·tp/ep sequences).
 
-    ``act_bytes`` defaults to 2 (16-bit activations) unless weights are fp32 (then 4).
-    ``dtype`` picks the peak FLOP/s (default from ``weight_bytes``). The efficiencies default to
-    the hardware's (1 for datasheet presets); a value given here replaces it. See
-    :mod:`costmodel.ops` for the structural options.
+    Precision: a weight format (``quant``, e.g. "fp8", "int4-g128"; ``expert_quant`` for the
+    routed experts) or bare widths (``weight_bytes``, ``expert_weight_bytes``), defaulting to
+    the checkpoint's formats, else 16-bit (:func:`costmodel.params.resolve_weight_bytes`). The
+    compute dtype that picks the peak is ``dtype``, else the format's (where the hardware has
+    it), else the one the width implies (:mod:`costmodel.quant`). ``act_bytes`` defaults to 2
+    (16-bit activations) unless weights are fp32 (then 4).
+
+    Efficiencies: the hardware's (1 for datasheet presets), then ``engine``'s (a profile name,
+    :func:`costmodel.presets.engine`, or an EngineProfile), then those given here. The
+    attention implementation defaults to the engine's (else "standard"). See
+    :mod:`costmodel.ops` for the structural options (``experts``: uniform | all; ``mla``:
+    absorbed | naive | expanded).
     """
     m, hw = model_preset(m), hardware_preset(hw)
+    profile = None if engine is None else engine_preset(engine)
+    if attention is None:
+        attention = profile.attention if profile is not None else "standard"
+    if (weight_bytes is None or expert_weight_bytes is not None or quant is not None
+            or expert_quant is not None or m.moe):
+        prec = resolve_weight_bytes(m, weight_bytes, expert_weight_bytes, quant, expert_quant)
+        weight_bytes, expert_weight_bytes, fmt = (prec.weight_bytes, prec.expert_weight_bytes,
+                                                  prec.format)
+    else:
+        expert_weight_bytes, fmt = weight_bytes, None
     act_bytes = default_act_bytes(weight_bytes) if act_bytes is None else act_bytes
     _check_workload(m, batch, new_tokens, cached_tokens, tp, weight_bytes, kv_bytes, act_bytes)
-    if tp > 1 and hw.interconnect_bandwidth <= 0:
-        raise ValueError(f"tp: {hw.name} has no interconnect bandwidth, so TP={tp} cannot be "
-                         "modelled; give interconnect_bandwidth")
+    dp = check_parallel(m, tp, ep)
+    if max(tp, ep) > 1 and hw.interconnect_bandwidth <= 0:
+        raise ValueError(f"tp: {hw.name} has no interconnect bandwidth, so TP={tp}, EP={ep} "
+                         "cannot be modelled; give interconnect_bandwidth")
     options = _options(attention, causal, lm_head, fused_qkv, kv_cache, kv_sharing, mask,
-                       kv_update)
-    mach = Machine.of(hw, dtype, weight_bytes, eta_c=eta_c, eta_m=eta_m,
+                       kv_update, experts, mla, ep > 1)
+    mach = Machine.of(hw, dtype, weight_bytes, profile, fmt, eta_c=eta_c, eta_m=eta_m,
                       eta_c_skinny=eta_c_skinny, eta_m_elementwise=eta_m_elementwise,
-                      kernel_overhead=kernel_overhead)
-    comp = compiled(spec_flags(m), options)
-    vals = comp.fn(m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.head_dim, m.d_ff,
-                   m.vocab_size, batch, new_tokens, cached_tokens, tp, weight_bytes, act_bytes,
-                   kv_bytes)
+                      eta_m_quant=eta_m_quant, kernel_overhead=kernel_overhead,
+                      step_overhead=step_overhead, layer_overhead=layer_overhead)
+    structure, sizes = _resolved(m)
+    comp = compiled(structure, options)
+    vals = comp.fn(*sizes, batch, new_tokens, cached_tokens, tp, ep, dp, weight_bytes,
+                   expert_weight_bytes, act_bytes, kv_bytes)
     per_occ = np.array(vals, dtype=float).reshape(len(comp.ops), len(QUANTITIES))
-    count = np.where(comp.per_layer, float(m.n_layers), 1.0)
+    count = per_occ[:, 8]
     qty = per_occ[:, :7] * count[:, None]
-    if tp == 1:
-        qty[:, 6] = 0.0                     # no communication without tensor parallelism
+    qty[:, 6] *= np.where(comp.alltoall, ep > 1, tp > 1)   # no group, no communication
     flops, nbytes = qty[:, 0], qty[:, 1:6].sum(axis=1)
     active = (flops + nbytes) > 0
     terms = {"compute_ideal": flops / mach.peak, "memory_ideal": nbytes / mach.bandwidth,
-             "comm": allreduce_time(per_occ[:, 6], tp, mach.link_bandwidth, mach.link_latency)
-             * count, "kernels": comp.kernels * count * active,
+             "comm": comm_time(per_occ[:, 6], comp.alltoall, tp, ep, mach.link_bandwidth,
+                               mach.link_latency) * count,
+             "kernels": comp.kernels * count * active,
              "skinny": comp.weight_matmul & (per_occ[:, 7] <= mach.efficiency.skinny_rows),
-             "streaming": comp.streaming}
+             "streaming": comp.streaming,
+             "quantized": comp.weight_matmul & (np.where(comp.expert, expert_weight_bytes,
+                                                         weight_bytes) < mach.element_bytes)}
     priced = price(**terms, **mach.efficiency.terms)
     workload = {"batch": batch, "new_tokens": new_tokens, "cached_tokens": cached_tokens,
                 "tp": tp, "weight_bytes": weight_bytes, "kv_bytes": kv_bytes,
                 "act_bytes": act_bytes}
+    if ep > 1:
+        workload["ep"] = ep
+    if expert_weight_bytes != weight_bytes:
+        workload["expert_weight_bytes"] = expert_weight_bytes
+    if mach.efficiency.engine:
+        workload["engine"] = mach.efficiency.engine
     return Analysis(m, hw, workload, mach.dtype, options, mach.efficiency, comp.names,
-                    comp.kinds, comp.blocks, count, qty, terms, priced)
+                    comp.kinds, comp.blocks, count, qty, terms, priced,
+                    mach.efficiency.pass_overhead(m.n_layers))
 
 
 # ---------------------------------------------------------------- phases are substitutions
@@ -366,16 +456,24 @@ def sum_max_linear(a0, a1, b0, b1, lo, n):
 def decode_steps_time(m, hw, context: int, steps: int, batch: int = 1, **kw) -> float:
     """Σ_{k=0}^{steps−1} of the decode step at context s + k, in closed form.
 
-    Each operator's compute and memory time are linear in c once c ≥ 1 (the cache is never
-    empty again), so the sum is an arithmetic series on each side of each operator's
-    compute/memory crossing (:func:`sum_max_linear`): no loop over the steps."""
+    Each operator's compute and memory time are linear in c between breakpoints — c = 0 (the
+    cache is never empty again) and, with a sliding window W, c = W − 1 (the window is full:
+    from there on the window layers' cost is constant) — so on each stretch the sum is an
+    arithmetic series on each side of each operator's compute/memory crossing
+    (:func:`sum_max_linear`): no loop over the steps."""
     check_nonneg_int("context", context)
     check_int("steps", steps, 0, MAX_COUNT)
     if steps == 0:
         return 0.0
+    m = model_preset(m)
     d0 = decode_step(m, hw, context, batch, **kw)
     if context == 0:   # the first step reads an empty cache: price it alone
         return d0.time + decode_steps_time(m, hw, 1, steps - 1, batch, **kw)
+    full = m.sliding_window - 1 if m.window_layers else 0
+    if context < full < context + steps - 1:   # a kink inside: sum each stretch
+        head = full - context
+        return (decode_steps_time(m, hw, context, head, batch, **kw)
+                + decode_steps_time(m, hw, full, steps - head, batch, **kw))
     if steps == 1:
         return d0.time
     d1 = decode_step(m, hw, context + 1, batch, **kw)
@@ -383,7 +481,7 @@ def decode_steps_time(m, hw, context: int, steps: int, batch: int = 1, **kw) -> 
     n = steps
     per_op = sum_max_linear(p0.compute, p1.compute - p0.compute, p0.memory,
                             p1.memory - p0.memory, 0, n)
-    return float(np.sum(per_op) + n * (p0.comm + p0.overhead).sum())
+    return float(np.sum(per_op) + n * ((p0.comm + p0.overhead).sum() + d0.fixed))
 
 
 @dataclass(frozen=True)
@@ -493,7 +591,8 @@ def critical_batch_formula(m: ModelSpec | str, **options) -> Formula:
 
 
 def critical_batch(m: ModelSpec | str, hw: HardwareSpec | str, context: int,
-                   weight_bytes: float = 2, kv_bytes: float = 2, act_bytes: float | None = None,
+                   weight_bytes: float | None = None, kv_bytes: float = 2,
+                   act_bytes: float | None = None,
                    dtype: str | None = None, eta_c: float | None = None,
                    eta_m: float | None = None, **options) -> float:
     """Numeric B_crit (float; ``inf`` when decode never turns compute-bound, e.g. when each
@@ -501,6 +600,11 @@ def critical_batch(m: ModelSpec | str, hw: HardwareSpec | str, context: int,
     to the hardware's η_c and η_m."""
     m, hw = model_preset(m), hardware_preset(hw)
     check_positive_int("context", context)
+    if m.moe:
+        raise ValueError(f"model: {m.name} is a mixture of experts: the experts a decode batch "
+                         "touches grow with B as 1 − (1 − k/E)^B, so B_crit has no closed form; "
+                         "scan the batch with cm.sweep instead")
+    weight_bytes = resolve_weight_bytes(m, weight_bytes).weight_bytes
     act_bytes = default_act_bytes(weight_bytes) if act_bytes is None else act_bytes
     for name, value in (("weight_bytes", weight_bytes), ("kv_bytes", kv_bytes),
                         ("act_bytes", act_bytes)):

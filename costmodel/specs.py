@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from costmodel.checks import (
+    MAX_DIM,
     check_bool,
     check_choice,
     check_dim,
@@ -25,11 +26,12 @@ from costmodel.checks import (
     check_text,
 )
 from costmodel.files import atomic_write_text, read_json
+from costmodel.quant import weight_format
 
 NORMS = ("layernorm", "rmsnorm")
 POSITIONS = ("learned", "rotary")
 ACTIVATIONS = ("gelu", "silu", "relu")
-DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
+DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8", "fp4")
 MODEL_FLAGS = ("gated_mlp", "qkv_bias", "out_bias", "mlp_bias", "lm_head_bias",
                "tied_embeddings")
 #: Physical bounds of a machine description (refused beyond: they are typos, not machines).
@@ -40,7 +42,7 @@ MAX_LATENCY = 1.0                 # seconds per all-reduce or per kernel
 MAX_WATTS = 1e6
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ModelSpec:
     """A decoder-only transformer.
 
@@ -51,6 +53,30 @@ class ModelSpec:
     which linears carry a bias. ``tied_embeddings`` shares the LM head with the token table.
     ``positions`` is ``learned`` (a ``max_context × d_model`` table) or ``rotary`` (no weights).
     Sizes are integers in [1, 2**31 - 1].
+
+    What modern configs carry (every default is the dense 2023 decoder):
+
+    * ``norms_per_layer`` — 2 (before attention and MLP) or 4 (Gemma-2/3 add one after each);
+      ``qk_norm`` — an RMSNorm over each query and key head (Qwen3, Gemma-3);
+      ``attention_sinks`` — a learned sink logit per head (GPT-OSS); ``rotary_fraction`` — the
+      share of each head's dims that rotary rotates (partial rotary).
+    * Sliding-window attention: ``sliding_window`` = W > 0 makes ``window_layers`` layers (all by
+      default) attend to the last W tokens (the new token and W − 1 cached ones); the others
+      attend to everything (Gemma-2 and GPT-OSS alternate, Gemma-3 has 5 window layers per
+      global one).
+    * Mixture of experts: ``n_experts`` routed experts of width ``d_ff_expert`` per MoE layer, of
+      which each token uses ``experts_per_token``; ``n_shared_experts`` always-on experts of
+      total width ``d_ff_shared`` (default n_shared · d_ff_expert); the first ``dense_layers``
+      layers keep a dense MLP of width ``d_ff`` (DeepSeek's first_k_dense_replace); the router
+      is a d × E linear (``router_bias`` adds E biases).
+    * Multi-head latent attention (DeepSeek-V2/V3): ``kv_lora_rank`` > 0 compresses K and V into
+      a latent of that rank plus a shared rotary key of ``qk_rope_head_dim``; queries have
+      ``qk_nope_head_dim + qk_rope_head_dim`` dims per head (through a ``q_lora_rank`` latent
+      when > 0), values ``v_head_dim``.
+    * The published checkpoint's precision, where it has one: ``weight_format`` for every
+      weight and ``expert_weight_format`` for the routed experts (:mod:`costmodel.quant`:
+      GPT-OSS ships its experts in ``mxfp4``, DeepSeek-V3 in ``fp8-block128``). ``None``: not
+      stated — an analysis then assumes 16-bit weights unless told otherwise.
     """
 
     name: str
@@ -71,6 +97,26 @@ class ModelSpec:
     lm_head_bias: bool = False
     tied_embeddings: bool = True
     positions: str = "learned"
+    norms_per_layer: int = 2
+    qk_norm: bool = False
+    attention_sinks: bool = False
+    rotary_fraction: float = 1.0
+    sliding_window: int = 0
+    window_layers: int | None = None
+    n_experts: int = 0
+    experts_per_token: int = 0
+    n_shared_experts: int = 0
+    d_ff_expert: int | None = None
+    d_ff_shared: int | None = None
+    dense_layers: int = 0
+    router_bias: bool = False
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    weight_format: str | None = None
+    expert_weight_format: str | None = None
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -100,13 +146,92 @@ class ModelSpec:
         check_choice("activation", self.activation, ACTIVATIONS)
         for name in MODEL_FLAGS:
             check_bool(name, getattr(self, name))
+        self._check_architecture()
         if not isinstance(self.source, str):
             raise ValueError(f"source: must be text, got {type(self.source).__name__}")
+
+    def _check_architecture(self) -> None:
+        put = object.__setattr__
+        if check_int("norms_per_layer", self.norms_per_layer, 1, 8) not in (2, 4):
+            raise ValueError(f"norms_per_layer: must be 2 or 4, got {self.norms_per_layer!r}")
+        for name in ("qk_norm", "attention_sinks", "router_bias"):
+            check_bool(name, getattr(self, name))
+        put(self, "rotary_fraction", check_fraction("rotary_fraction", self.rotary_fraction))
+        for name in ("sliding_window", "n_experts", "experts_per_token", "n_shared_experts",
+                     "dense_layers", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
+                     "qk_rope_head_dim", "v_head_dim"):
+            put(self, name, check_int(name, getattr(self, name), 0, MAX_DIM))
+        if self.window_layers is None:
+            put(self, "window_layers", self.n_layers if self.sliding_window else 0)
+        put(self, "window_layers", check_int("window_layers", self.window_layers, 0,
+                                             self.n_layers))
+        if self.window_layers and not self.sliding_window:
+            raise ValueError(f"window_layers: {self.window_layers} window layers need a "
+                             "sliding_window > 0")
+        if self.n_experts:
+            if not 1 <= self.experts_per_token <= self.n_experts:
+                raise ValueError(f"experts_per_token: must lie in [1, n_experts="
+                                 f"{self.n_experts}], got {self.experts_per_token!r}")
+            if self.d_ff_expert is None:
+                put(self, "d_ff_expert", self.d_ff)
+            put(self, "d_ff_expert", check_dim("d_ff_expert", self.d_ff_expert))
+            put(self, "dense_layers", check_int("dense_layers", self.dense_layers, 0,
+                                                self.n_layers))
+        else:
+            for name in ("experts_per_token", "n_shared_experts", "dense_layers"):
+                if getattr(self, name):
+                    raise ValueError(f"{name}: needs n_experts > 0 (a mixture of experts)")
+            if self.d_ff_expert is not None or self.router_bias:
+                raise ValueError("d_ff_expert, router_bias: need n_experts > 0")
+        if self.n_shared_experts:
+            if self.d_ff_shared is None:
+                put(self, "d_ff_shared", self.n_shared_experts * self.d_ff_expert)
+            put(self, "d_ff_shared", check_dim("d_ff_shared", self.d_ff_shared))
+        elif self.d_ff_shared is not None:
+            raise ValueError("d_ff_shared: needs n_shared_experts > 0")
+        if self.kv_lora_rank:
+            for name in ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
+                if not getattr(self, name):
+                    raise ValueError(f"{name}: multi-head latent attention (kv_lora_rank > 0) "
+                                     "needs it > 0")
+        elif self.q_lora_rank:
+            raise ValueError("q_lora_rank: needs kv_lora_rank > 0 (multi-head latent attention)")
+        for name in ("weight_format", "expert_weight_format"):
+            if getattr(self, name) is not None:
+                try:
+                    weight_format(getattr(self, name))
+                except ValueError as e:
+                    raise ValueError(f"{name}: {e}") from None
+        if self.expert_weight_format is not None and not self.moe:
+            raise ValueError("expert_weight_format: needs n_experts > 0")
+
+    def __repr__(self) -> str:
+        """The name and the fields that differ from their defaults (short)."""
+        shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                 if f.name not in ("name", "source")
+                 and (f.name in ("n_layers", "d_model", "n_heads", "vocab_size", "max_context")
+                      or getattr(self, f.name) != _DEFAULTS.get(f.name))]
+        return f"ModelSpec({self.name!r}, {', '.join(shown)})"
 
     @property
     def group_size(self) -> int:
         """Query heads per KV head (1 = MHA, n_heads = MQA)."""
         return self.n_heads // self.n_kv_heads
+
+    @property
+    def moe(self) -> bool:
+        """A mixture of experts (routed experts in the MoE layers)."""
+        return self.n_experts > 0
+
+    @property
+    def mla(self) -> bool:
+        """Multi-head latent attention (DeepSeek-V2/V3)."""
+        return self.kv_lora_rank > 0
+
+    @property
+    def moe_layers(self) -> int:
+        """Layers with routed experts (the others have a dense MLP)."""
+        return self.n_layers - self.dense_layers if self.moe else 0
 
     def replace(self, **changes: Any) -> ModelSpec:
         """A copy with some fields changed (validated again)."""
@@ -129,13 +254,25 @@ class ModelSpec:
         return cls(**dict(data))
 
 
-@dataclass(frozen=True)
+#: ModelSpec defaults (a field derived from others is shown when it differs from its default).
+_DEFAULTS = {"gated_mlp": False, "activation": "gelu", "norm": "layernorm", "qkv_bias": True,
+             "out_bias": True, "mlp_bias": True, "lm_head_bias": False,
+             "tied_embeddings": True, "positions": "learned", "norms_per_layer": 2,
+             "qk_norm": False, "attention_sinks": False, "rotary_fraction": 1.0,
+             "sliding_window": 0, "window_layers": 0, "n_experts": 0, "experts_per_token": 0,
+             "n_shared_experts": 0, "d_ff_expert": None, "d_ff_shared": None,
+             "dense_layers": 0, "router_bias": False, "q_lora_rank": 0, "kv_lora_rank": 0,
+             "qk_nope_head_dim": 0, "qk_rope_head_dim": 0, "v_head_dim": 0,
+             "weight_format": None, "expert_weight_format": None}
+
+
+@dataclass(frozen=True, repr=False)
 class HardwareSpec:
     """One accelerator (or CPU) as the roofline sees it, with the efficiencies it reaches.
 
     ``memory_bytes`` is what the device reports (an "80 GB" A100 reports 80 GiB), with the
     marketed figure in ``memory_marketed``. ``bandwidth`` is memory bandwidth in bytes/s.
-    ``peak_flops`` maps a dtype (fp32, tf32, fp16, bf16, fp8, int8) to the *dense* peak in
+    ``peak_flops`` maps a dtype (fp32, tf32, fp16, bf16, fp8, int8, fp4) to the *dense* peak in
     FLOP/s (a multiply-add counts 2). ``interconnect_bandwidth`` is bytes/s per direction per GPU
     for tensor-parallel all-reduce, ``interconnect_latency`` seconds per all-reduce.
 
@@ -199,6 +336,13 @@ class HardwareSpec:
                 raise ValueError(f"{name}: must be text, got {type(getattr(self, name)).__name__}")
         put(self, "extra", dict(check_mapping("extra", self.extra)))
 
+    def __repr__(self) -> str:
+        peaks = ", ".join(f"{k} {v / 1e12:g}" for k, v in self.peak_flops.items())
+        eff = "" if (self.eta_c, self.eta_m, self.kernel_overhead) == (1.0, 1.0, 0.0) else \
+            f", η_c {self.eta_c:g}, η_m {self.eta_m:g}, t_k {self.kernel_overhead:g} s"
+        return (f"HardwareSpec({self.name!r}: {self.memory_bytes / 2**30:g} GiB, "
+                f"{self.bandwidth / 1e9:g} GB/s, TFLOP/s {peaks}{eff})")
+
     def peak(self, dtype: str) -> float:
         """Dense peak FLOP/s for ``dtype``; ValueError if this hardware has no such path."""
         if dtype not in self.peak_flops:
@@ -248,21 +392,86 @@ class HardwareSpec:
             raise ValueError(f"hardware file {path}: {e}") from None
 
 
+REGIMES = ("decode_b1", "decode_batched", "prefill", "tp", "quantized")
+
+
+@dataclass(frozen=True, repr=False)
+class EngineProfile:
+    """How a class of inference engine runs a model, in a handful of global, physically
+    meaningful numbers (no per-model or per-row parameter) — the typed efficiencies
+    :mod:`costmodel.pricing` applies on top of a datasheet machine:
+
+    * ``eta_c`` / ``eta_m`` — fractions of the peak and of the bandwidth its kernels reach;
+      ``eta_m_quant`` — the bandwidth fraction of weight-only quantized GEMMs (dequantizing
+      int4/int8 on the fly); ``eta_c_skinny`` / ``eta_m_elementwise`` as on HardwareSpec;
+    * ``step_overhead`` — seconds per forward pass outside the kernels (scheduling, sampling,
+      launch gaps); ``layer_overhead`` — seconds per layer per pass; ``kernel_overhead`` —
+      seconds per modelled kernel;
+    * ``comm_latency`` — seconds per all-reduce or all-to-all (``None``: the hardware's);
+    * ``attention`` — its attention implementation (``fused`` for FlashAttention-style
+      engines, ``eager`` for PyTorch eager code, ``standard`` for the textbook one);
+    * ``bands`` — per regime (decode_b1, decode_batched, prefill, tp, quantized, all) the
+      (low, high) factors of an 80 % band on a predicted time, from the cross-validated
+      residuals of the published measurements (``costmodel validate --published``).
+    """
+
+    name: str
+    eta_c: float = 1.0
+    eta_m: float = 1.0
+    eta_c_skinny: float | None = None
+    eta_m_elementwise: float | None = None
+    eta_m_quant: float | None = None
+    skinny_rows: int = 8
+    kernel_overhead: float = 0.0
+    step_overhead: float = 0.0
+    layer_overhead: float = 0.0
+    comm_latency: float | None = None
+    attention: str = "standard"
+    bands: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    source: str = ""
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        put(self, "name", check_text("name", self.name))
+        for name in ("eta_c", "eta_m"):
+            put(self, name, check_fraction(name, getattr(self, name)))
+        for name in ("eta_c_skinny", "eta_m_elementwise", "eta_m_quant"):
+            if getattr(self, name) is not None:
+                put(self, name, check_fraction(name, getattr(self, name)))
+        put(self, "skinny_rows", check_int("skinny_rows", self.skinny_rows, 1, 2**31 - 1))
+        for name in ("kernel_overhead", "step_overhead", "layer_overhead"):
+            put(self, name, check_nonneg_number(name, getattr(self, name), MAX_LATENCY))
+        if self.comm_latency is not None:
+            put(self, "comm_latency", check_nonneg_number("comm_latency", self.comm_latency,
+                                                          MAX_LATENCY))
+        check_choice("attention", self.attention, ("standard", "fused", "eager"))
+        bands = {}
+        for regime, band in dict(check_mapping("bands", self.bands)).items():
+            check_choice("band regime", regime, (*REGIMES, "all"))
+            lo, hi = band
+            lo = check_positive_number(f"bands[{regime}] low", lo, 1e3)
+            hi = check_positive_number(f"bands[{regime}] high", hi, 1e3)
+            if lo > hi:
+                raise ValueError(f"bands[{regime}]: low {lo} exceeds high {hi}")
+            bands[regime] = (lo, hi)
+        put(self, "bands", bands)
+
+    def __repr__(self) -> str:
+        return (f"EngineProfile({self.name!r}: η_c {self.eta_c:g}, η_m {self.eta_m:g}, "
+                f"step {self.step_overhead:g} s, layer {self.layer_overhead:g} s, "
+                f"{self.attention} attention)")
+
+    def replace(self, **changes: Any) -> EngineProfile:
+        return replace(self, **changes)
+
+
 def to_json(data: Any) -> str:
     """Pretty, sorted JSON; non-finite floats are refused (JSON has none)."""
     return json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
 
 
-def dtype_for_bytes(hw: HardwareSpec, nbytes: float) -> str:
-    """The compute dtype a weight width implies on ``hw``: 4 bytes → fp32; anything narrower →
-    the 16-bit tensor path (bf16, else fp16), because weight-only int8/int4 kernels dequantise
-    to 16 bits before the matmul. Ask for fp8/int8 compute explicitly with ``dtype=``."""
-    order = ("fp32",) if nbytes >= 4 else ("bf16", "fp16", "fp32")
-    for dtype in order:
-        if dtype in hw.peak_flops:
-            return dtype
-    return next(iter(hw.peak_flops))
 
 
-__all__ = ["ACTIVATIONS", "DTYPES", "HardwareSpec", "MODEL_FLAGS", "ModelSpec", "NORMS",
-           "POSITIONS", "dtype_for_bytes", "to_json"]
+__all__ = ["ACTIVATIONS", "DTYPES", "EngineProfile", "HardwareSpec", "MODEL_FLAGS", "ModelSpec",
+           "NORMS", "POSITIONS", "REGIMES", "to_json"]

@@ -57,8 +57,12 @@ EXPECTED_TOKENS_NO_BONUS = Formula("expected_tokens_no_bonus", (1 - alpha**gamma
 SPEEDUP_NO_BONUS = Formula("speedup_no_bonus", EXPECTED_TOKENS_NO_BONUS.expr /
                            (gamma * c_ratio + 1), "×", "improvement without a bonus token",
                            symbol="S'")
-#: The stationarity condition d(improvement)/dγ = 0 (no elementary closed form: Lambert W).
-OPTIMAL_GAMMA_CONDITION = sp.Eq(sp.diff(SPEEDUP.expr, gamma), 0)
+
+
+def optimal_gamma_condition() -> sp.Eq:
+    """The stationarity condition d(improvement)/dγ = 0 (no elementary closed form: it needs
+    Lambert W) — for display; :func:`optimal_gamma` finds the root numerically."""
+    return sp.Eq(sp.diff(SPEEDUP.expr, gamma), 0)
 
 
 def check_alpha(value) -> None:
@@ -191,6 +195,6 @@ def gamma_table(alpha: float, cost_ratio: float, gammas=range(1, 9), bonus: bool
                          "speedup": speedup(alpha, g, cost_ratio, bonus)})
 
 
-__all__ = ["EXPECTED_TOKENS", "OPTIMAL_GAMMA_CONDITION", "SPEEDUP", "acceptance_rate",
+__all__ = ["EXPECTED_TOKENS", "SPEEDUP", "optimal_gamma_condition", "acceptance_rate",
            "check_alpha", "check_cost", "check_gamma", "expected_tokens", "gamma_table",
            "optimal_gamma", "speedup"]

@@ -97,6 +97,22 @@ def phase_pass(phase: str, context: int, batch: int = 1, gamma: int = 4,
     return Pass(batch, q, c, writes_cache(phase))
 
 
+REGIMES = ("quantized", "tp", "prefill", "decode_b1", "decode_batched")
+
+
+def regime(batch: int, new_tokens: int, tp: int = 1, weight_bytes: float = 2) -> str:
+    """The regime a pass belongs to, for error bands (first that applies): quantized weights
+    (narrower than 16 bits), tensor parallelism (TP ≥ 2), prefill (q > 1), decode of one
+    sequence, batched decode."""
+    if weight_bytes < 2:
+        return "quantized"
+    if tp > 1:
+        return "tp"
+    if new_tokens > 1:
+        return "prefill"
+    return "decode_b1" if batch == 1 else "decode_batched"
+
+
 def cache_options(cache: str) -> dict:
     """Operator-model options of a cache strategy: ``dynamic`` → ``kv_update="concat"``,
     ``static`` → ``"inplace"``, ``none`` → ``kv_cache=False``."""
@@ -120,5 +136,6 @@ def reference_options(cache: str, attn_impl: str = "eager") -> dict:
             **cache_options(cache)}
 
 
-__all__ = ["ATTENTION_IMPLS", "CACHES", "MEASURED_PHASES", "PHASES", "Pass", "attention_option",
+__all__ = ["ATTENTION_IMPLS", "CACHES", "MEASURED_PHASES", "PHASES", "REGIMES", "Pass",
+           "attention_option", "regime",
            "cache_options", "phase_pass", "reference_options", "substitute", "writes_cache"]

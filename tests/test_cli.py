@@ -1,27 +1,47 @@
-"""The ``costmodel`` command line: tables, CSV and JSON, and one-line errors with exit 2."""
+"""The ``costmodel`` command line (``costmodel.cli``): the summary, the command listing, one-line
+errors with exit 2 for every kind of bad input, ``--format`` on every command, and a real
+subprocess. The helpers here (run, run_json, run_csv, fail, table_row) serve the other
+test_cli_* modules."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from costmodel.cli import COMMANDS, main
+from costmodel.cli import COMMANDS, LISTING, load_commands, main
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(capsys, *argv: str) -> str:
+    """Run a command that must succeed; its stdout (stderr must be empty)."""
     assert main(list(argv)) == 0
     out, err = capsys.readouterr()
     assert err == ""
     return out
 
 
+def strict_json(text: str):
+    """Parse JSON, refusing NaN and ±Infinity (not JSON, though Python's json writes them)."""
+    def refuse(name: str):
+        raise AssertionError(f"{name} in the JSON output")
+
+    return json.loads(text, parse_constant=refuse)
+
+
 def run_json(capsys, *argv: str):
-    return json.loads(run(capsys, "--format", "json", *argv))
+    return strict_json(run(capsys, "--format", "json", *argv))
+
+
+def run_csv(capsys, *argv: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(run(capsys, "--format", "csv", *argv))))
 
 
 def table_row(out: str, *first: str) -> list[str]:
@@ -34,7 +54,8 @@ def table_row(out: str, *first: str) -> list[str]:
 
 
 def fail(capsys, *argv: str) -> str:
-    """Run a command that must fail on bad input: exit 2, one line on stderr."""
+    """Run a command that must fail on bad input: exit 2, nothing on stdout, one line on
+    stderr."""
     assert main(list(argv)) == 2
     out, err = capsys.readouterr()
     assert out == ""
@@ -43,6 +64,12 @@ def fail(capsys, *argv: str) -> str:
     assert lines[0].startswith("costmodel: error: ")
     assert "Traceback" not in err
     return lines[0]
+
+
+def cli(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m costmodel ARGV`` in a real process from the repository root."""
+    return subprocess.run([sys.executable, "-m", "costmodel", *argv], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
 
 
 # --- no subcommand -----------------------------------------------------------------------
@@ -60,213 +87,132 @@ def test_summary(capsys):
         assert f"  {name} " in out
 
 
+def test_summary_as_json(capsys):
+    rows = {r["quantity"]: r["value"] for r in run_json(capsys)}
+    assert rows["parameters"] == 8_030_261_248          # Hugging Face's count
+    assert rows["max_batch@1024 tp1"] == 520            # as in test_summary
+
+
+def test_a_query_imports_its_command_module_alone():
+    # `kv` lives in cli.memory: the roofline, benchmark and validation commands stay unloaded
+    code = ("import sys; from costmodel.cli import main; main(['kv', '-m', 'gpt2', '-c', '8']);"
+            "print(sorted(m for m in sys.modules if m.startswith('costmodel.cli.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout.splitlines()[-1]
+    assert "costmodel.cli.memory" in out
+    for other in ("roofline", "bench", "validation"):
+        assert f"costmodel.cli.{other}'" not in out
+
+
 def test_registry_lists_the_commands():
+    load_commands()
     assert list(COMMANDS)[:4] == ["presets", "params", "kv", "batch"]
+    listed = [c for c in LISTING if c in COMMANDS]
+    assert list(COMMANDS) == listed + [c for c in COMMANDS if c not in LISTING]
     for cmd in COMMANDS.values():
         assert cmd.help and callable(cmd.add_arguments) and callable(cmd.run)
 
 
-# --- presets -----------------------------------------------------------------------------
-
-def test_presets_table(capsys):
-    out = run(capsys, "presets")
-    # llama3-8b: 32 layers, d 4096, 32 heads, 8 KV heads, d_ff 14336, vocab 128256,
-    # 8,030,261,248 parameters (Hugging Face's count)
-    assert table_row(out, "llama3-8b") == ["llama3-8b", "32", "4096", "32", "8", "14336",
-                                           "128256", "8030261248"]
-    assert table_row(out, "t4")[:4] == ["t4", "16", "GB", "GDDR6"]  # marketed "16 GB GDDR6"
-    assert "Hardware presets" in out and "Model presets" in out
+def test_help_exits_0(capsys):
+    assert main(["kv", "--help"]) == 0
+    assert "--context" in capsys.readouterr().out
 
 
-def test_presets_hardware_json(capsys):
-    rows = run_json(capsys, "presets", "hardware")
-    t4 = next(r for r in rows if r["name"] == "t4")
-    assert t4["bandwidth_gbs"] == 300            # T4 datasheet PDF: 300 GB/s
-    assert t4["memory_gib"] == 15                # 15360 MiB reported
-    assert t4["bf16_tflops"] is None and t4["fp16_tflops"] == 65
-    assert t4["source"] and t4["source_short"]
-    a100 = next(r for r in rows if r["name"] == "a100-80gb")
-    assert a100["memory_gib"] == 80 and a100["bf16_tflops"] == 312
+# --- one-line errors, exit 2 -------------------------------------------------------------
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["no-such-command"], "invalid choice"),
+    (["batch", "--model", "llama3-8b", "--contexts", "abc"], "not a number"),
+    (["kv", "--model", "llama3-8b", "--context", "0"], "positive integer"),
+    (["kv", "--model", "llama3-8b"], "--context"),                 # required
+    (["params"], "--model"),                                        # --model or --config
+    (["params", "--model", "gpt2", "--config", "x.json"], "not allowed with"),
+    (["batch", "-m", "gpt2", "--hardware", "t4", "--memory-gib", "16"], "not allowed with"),
+    (["batch", "-m", "gpt2", "--memory-gib", "-1"], "--memory-gib"),
+    (["batch", "-m", "gpt2", "--memory-gib", "nan"], "--memory-gib"),
+    (["--format", "xml", "presets"], "invalid choice"),
+    (["kv", "-m", "gpt2", "-c", "8", "--bogus"], "unrecognized arguments"),
+    (["analyze", "-m", "gpt2", "--phase", "no-cache"], "invalid choice"),
+])
+def test_usage_errors_are_one_line_exit_2(capsys, argv, needle):
+    assert needle in fail(capsys, *argv)
 
 
-def test_presets_models_csv(capsys):
-    rows = list(csv.DictReader(io.StringIO(run(capsys, "presets", "models", "-f", "csv"))))
-    gpt2 = next(r for r in rows if r["name"] == "gpt2")
-    assert gpt2["params"] == "124439808"         # Hugging Face's count for GPT-2 small
-    assert all(r["source"] for r in rows)
+def test_subcommand_errors_name_the_command(capsys):
+    assert fail(capsys, "kv", "-m", "gpt2", "-c", "x").startswith("costmodel: error: kv: ")
 
 
-def test_presets_both_in_csv_is_an_error(capsys):
-    assert "one table" in fail(capsys, "--format", "csv", "presets")
+def test_unexpected_exception_is_one_line(capsys, monkeypatch):
+    def boom(args):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    load_commands("kv")
+    monkeypatch.setitem(COMMANDS, "kv", dataclasses.replace(COMMANDS["kv"], run=boom))
+    line = fail(capsys, "kv", "-m", "gpt2", "-c", "8")
+    assert line == ("costmodel: error: internal error (RecursionError: maximum recursion depth "
+                    "exceeded)")
 
 
-# --- params ------------------------------------------------------------------------------
-
-def test_params_json(capsys):
-    rows = run_json(capsys, "params", "--model", "llama3-8b")
-    total = rows[-1]
-    assert total["component"] == "total"
-    assert total["params"] == 8_030_261_248
-    # 2 bytes each: 16,060,522,496 bytes = 16.06 GB (1e9) = 14.96 GiB (2**30)
-    assert total["weight_bytes"] == 16_060_522_496
-    assert total["weight_gb"] == pytest.approx(16.060522496)
-    assert total["weight_gib"] == pytest.approx(16_060_522_496 / 2**30)
-    assert sum(r["params"] for r in rows[:-1]) == total["params"]
+def test_long_error_is_cut(capsys):
+    line = fail(capsys, "params", "--config", "x" * 5000 + ".json")
+    assert len(line) <= len("costmodel: error: ") + 1000
 
 
-def test_params_table_labels_gb_and_gib(capsys):
-    out = run(capsys, "params", "-m", "gpt2", "--weight-bytes", "4")
-    assert "weight_gb" in out and "weight_gib" in out
-    # 124,439,808 · 4 = 497,759,232 bytes
-    assert table_row(out, "total")[1:3] == ["124439808", "497759232"]
-    assert "GB (1e9)" in out and "GiB (2**30)" in out
+# --- --format for every command ----------------------------------------------------------
+
+FORMAT_CASES = [
+    ["presets"],                                                     # two tables
+    ["presets", "models"],
+    ["params", "-m", "gpt2"],
+    ["kv", "-m", "gpt2", "-c", "1024"],
+    ["batch", "-m", "gpt2", "--contexts", "1024"],
+    ["analyze", "-m", "gpt2", "--tp", "2"],
+    ["analyze", "-m", "gpt2", "--generate", "8"],                    # two tables
+    ["ai", "--n", "512", "1024"],
+    ["specdec", "--cost-ratio", "0.1"],
+    ["specdec", "--gamma", "1", "2"],
+    ["sweep", "-m", "gpt2", "--batch", "1", "2"],
+    [],                                                              # the summary
+]
 
 
-def test_params_from_config(capsys, tmp_path):
-    cfg = {"model_type": "gpt2", "n_layer": 12, "n_embd": 768, "n_head": 12,
-           "n_positions": 1024, "vocab_size": 50257}
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    rows = run_json(capsys, "params", "--config", str(tmp_path / "config.json"))
-    assert rows[-1]["params"] == 124_439_808     # GPT-2 small, Hugging Face's count
-
-
-# --- kv ----------------------------------------------------------------------------------
-
-def test_kv_json(capsys):
-    rows = {r["quantity"]: r for r in run_json(capsys, "kv", "--model", "llama3-8b",
-                                                "--context", "1024", "--batch", "8")}
-    assert rows["per token"]["bytes"] == 131_072             # 2·32·8·128·2
-    assert rows["per request"]["bytes"] == 134_217_728       # × 1024
-    assert rows["per request"]["gib"] == 0.125
-    assert rows["batch"]["bytes"] == 8 * 134_217_728         # 2**30
-    assert rows["batch"]["gib"] == 1.0
-    assert rows["batch"]["gb"] == pytest.approx(1.073741824)
-
-
-def test_kv_int4(capsys):
-    rows = run_json(capsys, "kv", "-m", "llama3-8b", "-c", "1024", "--kv-bytes", "0.5")
-    assert rows[1]["bytes"] == 33_554_432                    # 2·32·8·128·0.5·1024 = 2**25
-
-
-# --- batch -------------------------------------------------------------------------------
-
-def test_batch_a100_table(capsys):
-    out = run(capsys, "batch", "--model", "llama3-8b", "--hardware", "a100-80gb")
-    # context 1024, TP 1: ⌊(85,899,345,920 − 16,060,522,496) / 134,217,728⌋ = 520
-    row = table_row(out, "1024", "1")
-    assert row[4] == "520"
-    # context 4096, TP 8: ⌊(85,899,345,920 − 2,007,565,312) / 67,108,864⌋ = ⌊1250.08⌋ = 1250
-    assert table_row(out, "4096", "8")[4] == "1250"
-    assert "a100-80gb" in out and "80 GiB" in out
-
-
-def test_batch_e0294_reproduces_the_text(capsys):
-    out = run(capsys, "batch", "--model", "llama3-8b", "--convention", "e0294",
-              "--memory-gib", "80", "--contexts", "1024", "2048", "4096", "--tp", "1", "2",
-              "4", "8")
-    # E0294 Assignment 4 Problem 1 (a): 556 / 278 / 139 at 10.458 "GB" of weights
-    for context, expected in (("1024", "556"), ("2048", "278"), ("4096", "139")):
-        row = table_row(out, context, "1")
-        assert row[4] == expected
-        assert row[2].startswith("10.458")
-    # (b) at context 1024: TP 2 / 4 / 8 → 1196 / 2476 / 5036
-    for tp, expected in (("2", "1196"), ("4", "2476"), ("8", "5036")):
-        assert table_row(out, "1024", tp)[4] == expected
-    assert "5614665728" in out and "8030261248" in out  # both counts are named
-
-
-def test_batch_e0294_json_and_csv_agree(capsys):
-    argv = ["batch", "-m", "llama3-8b", "--convention", "e0294", "--memory-gib", "80",
-            "--contexts", "1024", "--tp", "1", "2", "4", "8"]
-    rows = run_json(capsys, *argv)
-    assert [r["max_batch"] for r in rows] == [556, 1196, 2476, 5036]
-    assert rows[0]["params"] == 5_614_665_728            # the text's count (5.61e+09)
-    assert rows[0]["kv_per_request_per_gpu_bytes"] == 134_217_728
-    table = list(csv.DictReader(io.StringIO(run(capsys, "--format", "csv", *argv))))
-    assert [int(r["max_batch"]) for r in table] == [556, 1196, 2476, 5036]
-    assert list(table[0]) == list(rows[0])
+@pytest.mark.parametrize("argv", FORMAT_CASES, ids=lambda a: " ".join(a) or "summary")
+def test_json_and_csv_for_every_command(capsys, argv):
+    data = run_json(capsys, *argv)
+    table = run_csv(capsys, *argv)
+    if isinstance(data, dict):                  # several tables: {name: rows}
+        assert len(data) >= 2
+        assert list(table[0])[0] == "table"
+        assert {r["table"] for r in table} == set(data)
+        assert len(table) == sum(len(rows) for rows in data.values())
+    else:
+        assert isinstance(data, list) and data
+        assert len(table) == len(data)
+        assert list(table[0]) == list(data[0])
+    for cell in (v for row in table for v in row.values()):
+        assert cell not in ("nan", "inf", "-inf", "NaN")
 
 
 def test_format_after_the_command(capsys):
     rows = json.loads(run(capsys, "batch", "-m", "llama3-8b", "--contexts", "1024", "--tp",
                           "1", "--format", "json"))
-    assert rows[0]["max_batch"] == 520
+    assert rows[0]["max_batch"] == 520                  # as in test_summary
 
 
-def test_batch_replication_note(capsys):
-    out = run(capsys, "batch", "-m", "llama3-8b", "--contexts", "1024", "--tp", "8", "16",
-              "32")
-    assert "replicated" in out
-    # KV per GPU stays 2·32·1·128·2·1024 bytes = 0.015625 GiB at TP 8, 16 and 32
-    for tp in ("8", "16", "32"):
-        assert table_row(out, "1024", tp)[3] == "0.015625"
-    assert table_row(out, "1024", "16")[6] == "2"         # each KV head on 2 GPUs
+def test_abbreviated_global_option(capsys):
+    rows = json.loads(run(capsys, "--form", "json", "kv", "-m", "gpt2", "-c", "8"))
+    assert rows[0]["bytes"] == 36_864               # 2 · 12 layers · 768 · 2 bytes
 
 
-def test_batch_default_tp_skips_invalid(capsys):
-    rows = run_json(capsys, "batch", "-m", "gpt2", "--contexts", "1024")
-    assert [r["tp"] for r in rows] == [1, 2, 4]           # 12 heads: 8 does not divide them
+def test_format_after_the_command_wins(capsys):
+    out = run(capsys, "--format", "csv", "kv", "-m", "gpt2", "-c", "8", "-f", "json")
+    assert isinstance(json.loads(out), list)
 
 
-def test_batch_weights_do_not_fit(capsys):
-    out = run(capsys, "batch", "-m", "llama3-70b", "--hardware", "t4", "--contexts", "1024",
-              "--tp", "1")
-    assert table_row(out, "1024", "1")[4] == "0"
-    assert "weights alone" in out
-
-
-def test_batch_mem_util_and_reserved(capsys):
-    rows = run_json(capsys, "batch", "-m", "llama3-8b", "--memory-bytes", "85899345920",
-                    "--contexts", "1024", "--tp", "1", "--mem-util", "0.9",
-                    "--reserved-gib", "4")
-    # ⌊(0.9 · 85,899,345,920 − 4 · 2**30 − 16,060,522,496) / 134,217,728⌋ = ⌊424.3⌋
-    assert rows[0]["max_batch"] == 424
-
-
-# --- errors ------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("argv", "needle"), [
-    (["kv", "--model", "llama3-8", "--context", "1024"], "llama3-8b"),       # suggestion
-    (["batch", "--model", "llama3-8b", "--hardware", "a100-80"], "a100-80gb"),
-    (["batch", "--model", "llama3-8b", "--tp", "3"], "tp"),
-    (["batch", "--model", "llama3-8b", "--mem-util", "1.5"], "mem_util"),
-    (["params", "--config", "/no/such/config.json"], "does not exist"),
-    (["batch", "--model", "gpt2", "--hardware", "/no/such/hw.json"], "does not exist"),
-])
-def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle):
-    assert needle in fail(capsys, *argv)
-
-
-def test_bad_config_file(capsys, tmp_path):
-    (tmp_path / "config.json").write_text("{not json")
-    assert "not valid JSON" in fail(capsys, "params", "--config", str(tmp_path))
-
-
-@pytest.mark.parametrize("argv", [
-    ["no-such-command"],
-    ["batch", "--model", "llama3-8b", "--contexts", "abc"],
-    ["kv", "--model", "llama3-8b", "--context", "0"],
-    ["kv", "--model", "llama3-8b"],                         # --context is required
-    ["params"],                                              # --model or --config
-    ["params", "--model", "gpt2", "--config", "x.json"],     # not both
-    ["batch", "-m", "gpt2", "--hardware", "t4", "--memory-gib", "16"],
-    ["batch", "-m", "gpt2", "--memory-gib", "-1"],
-    ["batch", "-m", "gpt2", "--memory-gib", "nan"],
-    ["--format", "xml", "presets"],
-])
-def test_usage_errors_exit_2(capsys, argv):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    assert e.value.code == 2
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err and "error:" in err
-
+# --- a real process ----------------------------------------------------------------------
 
 def test_subprocess_error_has_no_traceback():
-    code = ("import sys; from costmodel.cli import main; "
-            "sys.exit(main(['kv', '--model', 'llama3-8', '--context', '1024']))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    proc = cli("kv", "--model", "llama3-8", "--context", "1024")
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.splitlines() == [proc.stderr.strip()]  # exactly one line
@@ -274,11 +220,32 @@ def test_subprocess_error_has_no_traceback():
     assert "did you mean 'llama3-8b'" in proc.stderr
 
 
+def test_subprocess_usage_error_is_one_line():
+    proc = cli("kv", "--model", "llama3-8b")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "costmodel: error: kv: the following arguments are required: --context/-c"]
+
+
 def test_subprocess_success():
-    code = ("import sys; from costmodel.cli import main; "
-            "sys.exit(main(['--format', 'json', 'kv', '-m', 'gpt2', '-c', '1024']))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    proc = cli("--format", "json", "kv", "-m", "gpt2", "-c", "1024")
     assert proc.returncode == 0, proc.stderr
     # GPT-2: 2 · 12 layers · 768 · 2 bytes = 36,864 bytes per token; × 1024 = 37,748,736
     assert json.loads(proc.stdout)[1]["bytes"] == 37_748_736
+
+
+@pytest.mark.parametrize("argv", [
+    ["kv", "--model", "llama3-8b", "--context", "4096"],
+    ["analyze", "--model", "llama3-8b", "--context", "4096"],
+    ["batch", "--model", "llama3-8b"],
+    ["params", "--model", "llama3-8b"],
+])
+def test_queries_do_not_import_pandas_or_matplotlib(argv):
+    code = ("import sys, io, contextlib\nfrom costmodel.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main({argv!r}) == 0\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'matplotlib'}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -7,8 +7,7 @@ import json
 import pytest
 
 import costmodel as cm
-from costmodel.hfconfig import spec_from_hf_config
-from costmodel.hfconfig import load_config
+from costmodel.hfconfig import load_config, spec_from_hf_config
 
 # As published on the Hugging Face hub (abridged to the fields that matter plus some noise).
 GPT2 = {  # openai-community/gpt2/config.json

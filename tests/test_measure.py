@@ -1,4 +1,5 @@
-"""Measuring the reference model: the grid, spec_for and the CSV."""
+"""Measuring the reference model: the grid, the configs, the CSV, and writing it (and the
+speculative CSV) all-or-nothing."""
 
 from __future__ import annotations
 
@@ -8,63 +9,80 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import costmodel as cm  # noqa: E402
-import costmodel.validation_commands  # noqa: E402,F401
 from costmodel.cli import main  # noqa: E402
-from costmodel.measure import (  # noqa: E402
-    COLUMNS,
+from costmodel.reference.config import GPTConfig  # noqa: E402
+from costmodel.reference.gpt import GPT  # noqa: E402
+from costmodel.validation import measure as measuring  # noqa: E402
+from costmodel.validation.io import COLUMNS, read_measurements, spec_of  # noqa: E402
+from costmodel.validation.measure import (  # noqa: E402
     MODELS,
     Point,
     gpt_config,
     grid_points,
     measure,
-    spec_for,
-    spec_from_row,
 )
-from costmodel.reference.gpt import GPT, GPTConfig  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_spec_for_counts_the_reference_parameters(name):
+def test_to_spec_counts_the_reference_parameters(name):
     config = gpt_config(name)
-    spec = spec_for(config)
+    spec = config.to_spec()
     with torch.device("meta"):
         model = GPT(config)
+    # PyTorch's own count of the module's parameters (tied weights once) is the oracle
     assert cm.param_count(spec) == sum(p.numel() for p in model.parameters())
     assert spec.n_kv_heads == config.n_kv_head and spec.d_ff == config.d_ff
 
 
-def test_spec_for_llama_variant_is_gqa():
-    spec = spec_for(gpt_config("llama-gqa"))
+def test_llama_variant_is_gqa():
+    spec = gpt_config("llama-gqa").to_spec()
     assert spec.gated_mlp and spec.norm == "rmsnorm" and spec.positions == "rotary"
     assert spec.n_heads == 3 * spec.n_kv_heads and not spec.tied_embeddings
     with pytest.raises(ValueError, match="LayerNorm without bias"):
-        spec_for(GPTConfig(n_layer=1, n_head=2, n_embd=8, bias=False))
+        GPTConfig(n_layer=1, n_head=2, n_embd=8, bias=False).to_spec()
 
 
 def test_grids_and_points():
     assert len(grid_points("full")) == 120
     assert len(grid_points("tiny")) == 4
-    p = Point("gpt-nano", 2, 64, "decode_static")
-    assert (p.new_tokens, p.cached_tokens, p.cache) == (1, 64, "static")
-    assert Point("gpt2", 1, 32, "no_cache").cache == "none"
+    # decode: one new token on s cached ones; the static cache is written in place
+    assert Point("gpt-nano", 2, 64, "decode_static").workload == (1, 64, "static")
+    assert Point("gpt-nano", 2, 64, "prefill").workload == (64, 0, "dynamic")
+    assert Point("gpt2", 1, 32, "no_cache").workload == (32, 0, "none")
     with pytest.raises(ValueError, match="phase"):
         Point("gpt-nano", 1, 8, "decode")
     with pytest.raises(ValueError, match="grid"):
         grid_points("huge")
+    with pytest.raises(ValueError, match="batch"):
+        Point("gpt-nano", 2.5, 8, "prefill")
 
 
-def test_measure_writes_a_complete_csv(tmp_path):
-    out = tmp_path / "m.csv"
+@pytest.fixture(scope="module")
+def two_points(tmp_path_factory):
+    out = tmp_path_factory.mktemp("m") / "m.csv"
     grid = [Point("gpt-nano", 1, 8, "decode_static"), Point("gpt-nano", 2, 8, "prefill")]
-    rows = measure(grid, out_csv=out, repeats=3, warmup=1, min_time=0.002)
+    with torch.inference_mode():
+        before = torch.get_num_threads()
+        rows = measure(grid, out_csv=out, repeats=3, warmup=1, min_time=0.002)
+        assert torch.get_num_threads() == before
+    return out, rows
+
+
+def test_measure_writes_a_complete_csv(two_points):
+    out, rows = two_points
     df = pd.read_csv(out)
     assert list(df.columns) == list(COLUMNS) and len(df) == 2 == len(rows)
     assert (df["time_s"] > 0).all() and (df["time_p10_s"] <= df["time_p90_s"]).all()
     assert (df["threads"] == 1).all() and (df["lm_head"] == "last").all()
     assert df.loc[0, "static_max_len"] == 1024 and df.loc[1, "new_tokens"] == 8
-    spec = spec_from_row(df.iloc[0])
-    assert spec == spec_for(gpt_config("gpt-nano")).replace(source="")
-    assert not [p for p in tmp_path.iterdir() if p.name != "m.csv"]   # no temp files left
+    # the static cache: K and V of 3 layers × 3 heads × 16 dims × 1024 positions × 4 bytes
+    assert df.loc[0, "kv_cache_bytes_measured"] == 2 * 3 * 3 * 16 * 1024 * 4
+    assert spec_of(df.iloc[0]) == gpt_config("gpt-nano").to_spec().replace(source="")
+    checked = read_measurements(out, checks=True)      # the reader accepts what measure wrote
+    assert list(checked["context"]) == [8, 8]
+    assert [p.name for p in out.parent.iterdir()] == ["m.csv"]   # nothing staged left
 
 
 def test_measure_bad_input_writes_nothing(tmp_path, capsys):
@@ -73,4 +91,68 @@ def test_measure_bad_input_writes_nothing(tmp_path, capsys):
         measure("tiny", device="gpu0", out_csv=out)
     assert main(["measure", "--grid", "tiny", "--device", "tpu", "--out", str(out)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
-    assert not out.exists()
+    with pytest.raises(ValueError, match="warmup"):
+        measure("tiny", warmup=-1, out_csv=out)
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------- all-or-nothing outputs
+
+
+@pytest.fixture
+def old_outputs(tmp_path):
+    """A measurement CSV and its speculative CSV from an earlier run."""
+    out = tmp_path / "m.csv"
+    spec = tmp_path / "m_speculative.csv"
+    out.write_text("old grid\n")
+    spec.write_text("old speculative\n")
+    return out, spec
+
+
+def _fake_measure(rows):
+    def fake(*args, **kwargs):
+        return [dict(r) for r in rows]
+    return fake
+
+
+def test_speculative_failure_leaves_both_csvs(old_outputs, two_points, monkeypatch, capsys):
+    """`measure --speculative` measures the grid, then fails on the speculative part: the old
+    m.csv is not replaced (both files are one output set)."""
+    out, spec = old_outputs
+    monkeypatch.setattr(measuring, "measure", _fake_measure(two_points[1]))
+
+    def broken(*args, **kwargs):
+        raise ValueError("speculative: the trained target/draft pair is not available")
+
+    monkeypatch.setattr(measuring, "measure_speculative", broken)
+    assert main(["measure", "--grid", "tiny", "--out", str(out), "--speculative",
+                 "--quiet"]) == 2
+    assert "target/draft pair" in capsys.readouterr().err
+    assert out.read_text() == "old grid\n" and spec.read_text() == "old speculative\n"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.csv", "m_speculative.csv"]
+
+
+def test_unwritable_speculative_csv_fails_before_measuring(old_outputs, monkeypatch, capsys):
+    out, spec = old_outputs
+    spec.unlink()
+    spec.mkdir()                     # a folder where the speculative CSV should go
+
+    def never(*args, **kwargs):
+        raise AssertionError("measured although a destination is unusable")
+
+    monkeypatch.setattr(measuring, "measure", never)
+    assert main(["measure", "--grid", "tiny", "--out", str(out), "--speculative"]) == 2
+    err = capsys.readouterr().err
+    assert str(spec) in err and "folder" in err and "staging" not in err
+    assert out.read_text() == "old grid\n"
+
+
+def test_measure_then_both_files_together(old_outputs, two_points, monkeypatch):
+    out, spec = old_outputs
+    monkeypatch.setattr(measuring, "measure", _fake_measure(two_points[1]))
+    monkeypatch.setattr(measuring, "measure_speculative",
+                        lambda **kw: [{"gamma": 0, "method": "target_only", "time_s": 1.0}])
+    assert main(["measure", "--grid", "tiny", "--out", str(out), "--speculative",
+                 "--quiet"]) == 0
+    assert len(pd.read_csv(out)) == 2
+    assert pd.read_csv(spec)["method"].tolist() == ["target_only"]

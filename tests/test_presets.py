@@ -66,7 +66,7 @@ def test_hardware_aliases(alias, name):
     (cm.model, "llama3-8", "llama3-8b"),
     (cm.model, "mistral7b", "mistral-7b"),
     (cm.hardware, "a100-80", "a100-80gb"),
-    (cm.hardware, "h20", "h200"),
+    (cm.hardware, "h2000", "h200"),
 ])
 def test_unknown_preset_suggests_the_closest(lookup, typo, suggestion):
     with pytest.raises(ValueError, match=f"did you mean '{suggestion}'"):

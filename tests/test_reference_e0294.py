@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 
 from costmodel.reference import e0294  # noqa: E402
 from costmodel.reference.e0294 import DecoderOnlyTransformer, main  # noqa: E402
+from costmodel.reference.loading import load_state_dict_checked  # noqa: E402
 
 SD_PATH = e0294.DATA_DIR / e0294.STATE_DICT_FILENAME
 TC_PATH = e0294.DATA_DIR / e0294.TEST_CASES_FILENAME
@@ -231,21 +232,21 @@ def test_missing_key_raises(small: DecoderOnlyTransformer) -> None:
     sd = small.state_dict()
     del sd["layers.1.norm2.bias"]
     with pytest.raises(ValueError, match=r"missing keys: layers\.1\.norm2\.bias"):
-        e0294.load_checked_state_dict(DecoderOnlyTransformer(50, 16, 32, 2, 12), sd)
+        load_state_dict_checked(DecoderOnlyTransformer(50, 16, 32, 2, 12), sd)
 
 
 def test_unexpected_key_raises(small: DecoderOnlyTransformer) -> None:
     sd = small.state_dict()
     sd["layers.0.attention.W_q.bias"] = torch.zeros(16)
     with pytest.raises(ValueError, match="unexpected keys: layers.0.attention.W_q.bias"):
-        e0294.load_checked_state_dict(DecoderOnlyTransformer(50, 16, 32, 2, 12), sd)
+        load_state_dict_checked(DecoderOnlyTransformer(50, 16, 32, 2, 12), sd)
 
 
 def test_wrong_shape_raises(small: DecoderOnlyTransformer) -> None:
     sd = small.state_dict()
     sd["layers.0.feed_forward.fc2.weight"] = torch.zeros(16, 31)
     with pytest.raises(ValueError, match="wrong shapes: layers.0.feed_forward.fc2.weight"):
-        e0294.load_checked_state_dict(DecoderOnlyTransformer(50, 16, 32, 2, 12), sd)
+        load_state_dict_checked(DecoderOnlyTransformer(50, 16, 32, 2, 12), sd)
 
 
 def test_too_long_prompt_raises(small: DecoderOnlyTransformer) -> None:

@@ -7,7 +7,8 @@ import json
 import pytest
 
 import costmodel as cm
-from costmodel.specs import HardwareSpec, ModelSpec, dtype_for_bytes
+from costmodel.quant import dtype_for_bytes
+from costmodel.specs import HardwareSpec, ModelSpec
 
 BASE = dict(name="m", n_layers=2, d_model=64, n_heads=4, vocab_size=100, max_context=32)
 
@@ -107,7 +108,7 @@ HW = dict(name="x", memory_bytes=2**30, bandwidth=1e12, peak_flops={"bf16": 1e14
     ({"bandwidth": -1}, "bandwidth"),
     ({"bandwidth": float("inf")}, "bandwidth"),
     ({"peak_flops": {}}, "peak_flops"),
-    ({"peak_flops": {"fp4": 1e15}}, "dtype"),
+    ({"peak_flops": {"fp3": 1e15}}, "dtype"),
     ({"peak_flops": {"bf16": 0}}, "bf16"),
     ({"interconnect_bandwidth": -1}, "interconnect_bandwidth"),
     ({"interconnect_latency": float("nan")}, "interconnect_latency"),

@@ -6,24 +6,35 @@ import argparse
 import re
 from typing import Any
 
+from costmodel.batch import batch_plan, check_tp, max_batch_size
 from costmodel.cli.args import (
-    _gb,
-    _gib,
+    DEFAULT_HARDWARE,
+    DEFAULT_MODEL,
     add_memory_arguments,
     add_model_arguments,
-    exact_number,
+    check_rows,
+    check_values,
+    count,
+    dim,
+    element_bytes,
+    fraction,
+    gb,
+    gib,
     memory_from_args,
     model_from_args,
-    nonneg_number,
-    positive_int,
-    positive_number,
+    reserved_gib,
 )
-from costmodel.cli.registry import Result, subcommand
-from costmodel.units import GB, GIB
+from costmodel.cli.registry import Result, render, subcommand
+from costmodel.conventions import e0294_param_count
+from costmodel.kvcache import kv_bytes_per_token, kv_cache_bytes
+from costmodel.params import param_breakdown, param_count, weight_memory
+from costmodel.presets import hardware, hardware_presets, model, model_presets
+from costmodel.units import GB, GIB, exact_number
+
 
 def _add_presets(p: argparse.ArgumentParser) -> None:
     p.add_argument("which", nargs="?", choices=("models", "hardware"),
-                   help="which presets (default: both; csv/json need one)")
+                   help="which presets (default: both)")
 
 
 def _short_source(source: str, width: int = 40) -> str:
@@ -32,21 +43,17 @@ def _short_source(source: str, width: int = 40) -> str:
 
 
 def _models_result() -> Result:
-    import costmodel as cm
-
     rows = [{"name": m.name, "layers": m.n_layers, "d_model": m.d_model, "heads": m.n_heads,
              "kv_heads": m.n_kv_heads, "d_ff": m.d_ff, "vocab": m.vocab_size,
-             "params": m.param_count, "source": m.source}
-            for m in cm.model_presets().values()]
+             "params": param_count(m), "source": m.source}
+            for m in model_presets().values()]
     return Result(rows, title="Model presets (params: exact count, embeddings and norms included)",
-                  table_columns=[k for k in rows[0] if k != "source"])
+                  table_columns=[k for k in rows[0] if k != "source"], name="models")
 
 
 def _hardware_result() -> Result:
-    import costmodel as cm
-
     rows = []
-    for hw in cm.hardware_presets().values():
+    for hw in hardware_presets().values():
         bf16, fp16 = hw.peak_flops.get("bf16"), hw.peak_flops.get("fp16")
         rows.append({
             "name": hw.name, "marketed": hw.memory_marketed,
@@ -57,7 +64,8 @@ def _hardware_result() -> Result:
         })
     return Result(rows, title="Hardware presets (memory as the device reports it; dense peaks, "
                               "a multiply-add = 2 FLOPs)",
-                  table_columns=[k for k in rows[0] if k not in ("source", "notes")])
+                  table_columns=[k for k in rows[0] if k not in ("source", "notes")],
+                  name="hardware")
 
 
 @subcommand("presets", "list the model and hardware presets with their sources", _add_presets)
@@ -76,23 +84,22 @@ def _run_presets(args: argparse.Namespace) -> list[Result]:
 
 def _add_params(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
-    p.add_argument("--weight-bytes", type=positive_number, default=2, metavar="B",
-                   help="bytes per weight (2 = fp16/bf16, 1 = int8/fp8, 0.5 = int4); default 2")
+    p.add_argument("--weight-bytes", type=element_bytes, default=2, metavar="B",
+                   help="bytes per weight, in [0.125, 8] (2 = fp16/bf16, 1 = int8/fp8, "
+                        "0.5 = int4); default 2")
 
 
 @subcommand("params", "parameters by component and weight memory", _add_params)
 def _run_params(args: argparse.Namespace) -> Result:
-    import costmodel as cm
-
     m = model_from_args(args)
     b = args.weight_bytes
-    breakdown = cm.param_breakdown(m)
-    total = cm.param_count(m)
+    breakdown = param_breakdown(m)
+    total = param_count(m)
 
     def row(component: str, n: int) -> dict[str, Any]:
         nbytes = exact_number(n * b)
         return {"component": component, "params": n, "weight_bytes": nbytes,
-                "weight_gb": _gb(nbytes), "weight_gib": _gib(nbytes)}
+                "weight_gb": gb(nbytes), "weight_gib": gib(nbytes)}
 
     rows = [row(k, v) for k, v in breakdown.items()] + [row("total", total)]
     notes = [f"{m.name}: {total} parameters × {b} bytes per weight = {rows[-1]['weight_bytes']} "
@@ -106,31 +113,29 @@ def _run_params(args: argparse.Namespace) -> Result:
 
 def _add_kv(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
-    p.add_argument("--context", "-c", type=positive_int, required=True, metavar="N",
-                   help="tokens held in the cache per request")
-    p.add_argument("--batch", "-b", type=positive_int, default=1, metavar="B",
+    p.add_argument("--context", "-c", type=count, required=True, metavar="N",
+                   help="tokens held in the cache per request (at most 2**53)")
+    p.add_argument("--batch", "-b", type=count, default=1, metavar="B",
                    help="concurrent requests; default 1")
-    p.add_argument("--kv-bytes", type=positive_number, default=2, metavar="B",
-                   help="bytes per KV element (2 = fp16/bf16, 1 = fp8/int8, 0.5 = int4); "
-                        "default 2")
+    p.add_argument("--kv-bytes", type=element_bytes, default=2, metavar="B",
+                   help="bytes per KV element, in [0.125, 8] (2 = fp16/bf16, 1 = fp8/int8, "
+                        "0.5 = int4); default 2")
 
 
 @subcommand("kv", "KV-cache bytes per token, per request and for a batch", _add_kv)
 def _run_kv(args: argparse.Namespace) -> Result:
-    import costmodel as cm
-
     m = model_from_args(args)
-    per_token = cm.kv_bytes_per_token(m, kv_bytes=args.kv_bytes)
-    per_request = cm.kv_cache_bytes(m, context=args.context, kv_bytes=args.kv_bytes)
-    batch = cm.kv_cache_bytes(m, context=args.context, batch=args.batch, kv_bytes=args.kv_bytes)
+    per_token = kv_bytes_per_token(m, kv_bytes=args.kv_bytes)
+    per_request = kv_cache_bytes(m, context=args.context, kv_bytes=args.kv_bytes)
+    batch = kv_cache_bytes(m, context=args.context, batch=args.batch, kv_bytes=args.kv_bytes)
     rows = [
         {"quantity": "per token", "tokens": 1, "requests": 1, "bytes": per_token},
         {"quantity": "per request", "tokens": args.context, "requests": 1, "bytes": per_request},
         {"quantity": "batch", "tokens": args.context, "requests": args.batch, "bytes": batch},
     ]
     for r in rows:
-        r["gb"] = _gb(r["bytes"])
-        r["gib"] = _gib(r["bytes"])
+        r["gb"] = gb(r["bytes"])
+        r["gib"] = gib(r["bytes"])
     notes = [f"per token = 2 (K and V) · {m.n_layers} layers · {m.n_kv_heads} KV heads · "
              f"{m.head_dim} head dim · {args.kv_bytes} bytes = {per_token} bytes; "
              f"× {args.context} tokens × {args.batch} requests",
@@ -144,18 +149,19 @@ def _run_kv(args: argparse.Namespace) -> Result:
 def _add_batch(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     add_memory_arguments(p)
-    p.add_argument("--contexts", "-c", type=positive_int, nargs="+", default=[1024, 2048, 4096],
+    p.add_argument("--contexts", "-c", type=count, nargs="+", default=[1024, 2048, 4096],
                    metavar="N", help="context lengths; default 1024 2048 4096")
-    p.add_argument("--tp", type=positive_int, nargs="+", default=None, metavar="X",
+    p.add_argument("--tp", type=dim, nargs="+", default=None, metavar="X",
                    help="tensor-parallel degrees; default those of 1 2 4 8 valid for the model")
-    p.add_argument("--weight-bytes", type=positive_number, default=2, metavar="B",
-                   help="bytes per weight; default 2")
-    p.add_argument("--kv-bytes", type=positive_number, default=2, metavar="B",
-                   help="bytes per KV element; default 2")
-    p.add_argument("--mem-util", type=positive_number, default=1.0, metavar="U",
+    p.add_argument("--weight-bytes", type=element_bytes, default=2, metavar="B",
+                   help="bytes per weight, in [0.125, 8]; default 2")
+    p.add_argument("--kv-bytes", type=element_bytes, default=2, metavar="B",
+                   help="bytes per KV element, in [0.125, 8]; default 2")
+    p.add_argument("--mem-util", type=fraction, default=1.0, metavar="U",
                    help="usable fraction of GPU memory, in (0, 1]; default 1.0 (vLLM uses 0.9)")
-    p.add_argument("--reserved-gib", type=nonneg_number, default=0, metavar="X",
-                   help="GiB per GPU kept for the runtime and activations; default 0")
+    p.add_argument("--reserved-gib", type=reserved_gib, default=0, metavar="X",
+                   help="GiB per GPU kept for the runtime and activations, in [0, 2**30]; "
+                        "default 0")
     p.add_argument("--convention", choices=("exact", "e0294"), default="exact",
                    help="exact: the model's exact parameter count (default). e0294: count "
                         "parameters as E0294 Assignment 4 Problem 1 does (no SwiGLU gate, no "
@@ -166,9 +172,9 @@ def _add_batch(p: argparse.ArgumentParser) -> None:
 
 @subcommand("batch", "maximum batch size per (context, TP) under a GPU's memory", _add_batch)
 def _run_batch(args: argparse.Namespace) -> Result:
-    import costmodel as cm
-    from costmodel.batch import check_tp  # noqa: F401
-
+    check_values("contexts", args.contexts)
+    if args.tp is not None:
+        check_values("tp", args.tp)
     m = model_from_args(args)
     memory, memory_note = memory_from_args(args)
     notes = [f"memory per GPU: {memory_note}"]
@@ -181,10 +187,11 @@ def _run_batch(args: argparse.Namespace) -> Result:
                 pass
     else:
         tps = [check_tp(m, tp) for tp in args.tp]
+    check_rows(len(args.contexts) * len(tps), "batch")
     params = None
-    exact = cm.param_count(m)
+    exact = param_count(m)
     if args.convention == "e0294":
-        params = cm.e0294_param_count(m)
+        params = e0294_param_count(m)
         notes.append(
             f"--convention e0294: {params} parameters as E0294 Assignment 4 counts them "
             f"(exact count {exact}, difference {exact - params}); "
@@ -193,13 +200,13 @@ def _run_batch(args: argparse.Namespace) -> Result:
     rows, reasons = [], []
     for context in args.contexts:
         for tp in tps:
-            plan = cm.batch_plan(m, memory, context, tp=tp, weight_bytes=args.weight_bytes,
+            plan = batch_plan(m, memory, context, tp=tp, weight_bytes=args.weight_bytes,
                                  kv_bytes=args.kv_bytes, mem_util=args.mem_util,
                                  reserved=reserved, params=params)
             rows.append({
                 "context": context, "tp": tp,
-                "weights_per_gpu_gib": _gib(plan.weight_bytes_per_gpu),
-                "kv_per_request_per_gpu_gib": _gib(plan.kv_bytes_per_request_per_gpu),
+                "weights_per_gpu_gib": gib(plan.weight_bytes_per_gpu),
+                "kv_per_request_per_gpu_gib": gib(plan.kv_bytes_per_request_per_gpu),
                 "max_batch": plan.max_batch,
                 "kv_heads_per_gpu": plan.kv_heads_per_gpu,
                 "kv_replication": plan.kv_replication,
@@ -210,7 +217,7 @@ def _run_batch(args: argparse.Namespace) -> Result:
             })
             if plan.max_batch == 0 and plan.reason not in reasons:
                 reasons.append(plan.reason)
-    notes.append(f"u = {args.mem_util}, reserved = {args.reserved_gib} GiB per GPU; "
+    notes.append(f"u = {args.mem_util:g}, reserved = {args.reserved_gib:g} GiB per GPU; "
                  "B_max = floor((u·M − R − P·b_w/TP) / (s · 2·L·ceil(H_kv/TP)·d_h·b_kv)), "
                  "the number of requests the whole TP group serves")
     replicated = sorted({r["tp"] for r in rows if r["kv_replication"] > 1})
@@ -225,3 +232,35 @@ def _run_batch(args: argparse.Namespace) -> Result:
                                  "kv_replication"])
 
 
+
+
+def summary(fmt: str, commands: dict) -> str:
+    """What ``costmodel`` alone prints: Llama-3-8B on an A100-80GB in four numbers, and the
+    commands."""
+    m, hw = model(DEFAULT_MODEL), hardware(DEFAULT_HARDWARE)
+    n = param_count(m)
+    w = weight_memory(m, 2)
+    kv = kv_cache_bytes(m, context=1024)
+    b = max_batch_size(m, hw, context=1024)
+    if fmt != "table":
+        rows: list[dict[str, Any]] = [
+            {"quantity": "parameters", "value": n},
+            {"quantity": "weight_bytes (16-bit)", "value": w},
+            {"quantity": "kv_bytes_per_request@1024 (16-bit)", "value": kv},
+            {"quantity": "max_batch@1024 tp1", "value": b}]
+        return render(Result(rows, title=f"{m.name} on {hw.name}", name="summary"), fmt)
+    width = max(len(c) for c in commands)
+    lines = [
+        "costmodel — analytical inference cost of decoder-only transformers",
+        "",
+        f"{m.name} on {hw.name} ({hw.memory_bytes / GIB:g} GiB reported), 16-bit weights and KV:",
+        f"  parameters            {n:,}  ({w:,} bytes = {w / GB:.2f} GB = {w / GIB:.2f} GiB)",
+        f"  KV per request @1024  {kv:,} bytes = {kv / GIB:g} GiB",
+        f"  max batch @1024, TP 1 {b}",
+        "",
+        "commands:",
+        *(f"  {c.name:<{width}}  {c.help}" for c in commands.values()),
+        "",
+        "`costmodel COMMAND --help` for options; `--format table|csv|json` on every command.",
+    ]
+    return "\n".join(lines)

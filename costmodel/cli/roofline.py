@@ -1,246 +1,339 @@
-"""CLI subcommands over the per-operator roofline: ``analyze``, ``ai``, ``specdec``, ``sweep``
-(registered into :mod:`costmodel.cli`)."""
+"""CLI commands over the per-operator roofline: ``analyze``, ``ai``, ``specdec``, ``sweep``.
+
+Every time comes from :mod:`costmodel.roofline` / :mod:`costmodel.grid` (priced by
+:func:`costmodel.pricing.price`); every phase is a substitution of :mod:`costmodel.workload`.
+``analyze`` builds its rows from the :class:`~costmodel.roofline.Analysis` arrays, so a query
+never imports pandas; ``--plot`` files are rendered to bytes first and written all-or-nothing
+(:class:`costmodel.files.OutputSet`) at exactly the path given.
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from costmodel.checks import MAX_COUNT
 from costmodel.cli.args import (
-    DEFAULT_HARDWARE,
+    add_efficiency_arguments,
+    add_hardware_argument,
     add_model_arguments,
+    add_precision_arguments,
+    alpha,
+    check_rows,
+    check_values,
+    cost_ratio,
+    count,
+    dim,
+    efficiency_kwargs,
+    element_bytes,
+    fraction,
+    gamma,
     model_from_args,
-    nonneg_number,
-    positive_int,
-    positive_number,
+    model_spec,
+    nonneg_count,
 )
 from costmodel.cli.registry import Result, subcommand
-from costmodel.units import GB
+from costmodel.files import OutputSet
+from costmodel.grid import sweep
+from costmodel.intensity import attention_counts
+from costmodel.ops import ATTENTION, CAUSAL, LM_HEAD, PARTS
+from costmodel.plots import intensity_vs_batch, intensity_vs_n, roofline_chart, speedup_vs_gamma
+from costmodel.presets import hardware
+from costmodel.roofline import Analysis, analyze_phase, generation, speculative_speedup
+from costmodel.speculative import expected_tokens, optimal_gamma, speedup
+from costmodel.units import GB, exact_number
+from costmodel.workload import PHASES
 
-PHASE_HELP = ("prefill: q = context, c = 0; decode: q = 1, c = context; no-cache: re-encode "
-              "context tokens, c = 0; verify: q = gamma + 1, c = context")
+PHASE_HELP = ("prefill: q = context, c = 0; decode: q = 1, c = context; no_cache: re-encode "
+              "context tokens, c = 0, no cache kept; verify: q = gamma + 1, c = context; "
+              "chunk: q = --chunk, c = context")
+
+
+def png_bytes(fig: Any) -> bytes:
+    """A matplotlib figure as PNG bytes (150 dpi), rendered before any file is touched."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=150)
+    return buf.getvalue()
+
+
+def _check_png_path(path: str) -> Path:
+    if "\x00" in path:
+        raise ValueError(f"plot: {path!r} is not a file name (it holds a NUL character)")
+    p = Path(path)
+    if p.suffix and p.suffix.lower() != ".png":
+        raise ValueError(f"plot: {path} — the chart is a PNG; give a name ending in .png (or "
+                         "no extension)")
+    return p
+
+
+def write_pngs(figures: dict[Path, Any]) -> list[Path]:
+    """Render every figure, then write them all-or-nothing at exactly the paths given."""
+    data = {path: png_bytes(fig) for path, fig in figures.items()}
+    with OutputSet() as out:
+        for path, png in data.items():
+            out.write_bytes(path, png)
+    return list(data)
+
+
+# --------------------------------------------------------------------------- shared arguments
+def _add_structure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--attention", choices=[a for a in ATTENTION if a != "eager"],
+                   default="standard",
+                   help="standard (scores in memory) or fused (FlashAttention-style)")
+    p.add_argument("--causal", choices=CAUSAL, default="full",
+                   help="count all q×(c+q) scores (default) or only the causal half")
+    p.add_argument("--lm-head", choices=LM_HEAD, default="last",
+                   help="logits for the last position (nanoGPT) or all positions (HF)")
 
 
 def _add_workload(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--hardware", "-H", default=DEFAULT_HARDWARE,
-                   help=f"hardware preset or calibrated .json (default {DEFAULT_HARDWARE})")
-    p.add_argument("--tp", type=positive_int, default=1, help="tensor-parallel degree")
-    p.add_argument("--weight-bytes", type=positive_number, default=2)
-    p.add_argument("--kv-bytes", type=positive_number, default=2)
-    p.add_argument("--act-bytes", type=positive_number, default=None,
-                   help="bytes per activation (default 2, or 4 with fp32 weights)")
-    p.add_argument("--dtype", default=None, help="compute dtype for the peak (fp32, tf32, "
-                   "fp16, bf16, fp8, int8); default from --weight-bytes")
-    p.add_argument("--attention", choices=("standard", "fused"), default="standard")
-    p.add_argument("--causal", choices=("full", "half"), default="full",
-                   help="count all q×(c+q) scores (default) or only the causal half")
-    p.add_argument("--lm-head", choices=("last", "all"), default="last",
-                   help="logits for the last position (nanoGPT) or all positions (HF)")
-    p.add_argument("--eta-c", type=positive_number, default=1.0, help="compute efficiency")
-    p.add_argument("--eta-m", type=positive_number, default=1.0, help="bandwidth efficiency")
-    p.add_argument("--kernel-overhead", type=nonneg_number, default=None,
-                   help="seconds per kernel launch (default: the hardware's, 0 for presets)")
+    add_hardware_argument(p)
+    p.add_argument("--tp", type=dim, default=1, help="tensor-parallel degree; default 1")
+    add_precision_arguments(p)
+    _add_structure(p)
+    add_efficiency_arguments(p)
 
 
-def _workload_kwargs(args: argparse.Namespace) -> dict:
+def _workload_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return dict(tp=args.tp, weight_bytes=args.weight_bytes, kv_bytes=args.kv_bytes,
                 act_bytes=args.act_bytes, dtype=args.dtype, attention=args.attention,
-                causal=args.causal, lm_head=args.lm_head, eta_c=args.eta_c, eta_m=args.eta_m,
-                kernel_overhead=args.kernel_overhead)
-
-
-def _phase_qc(phase: str, context: int, gamma: int) -> dict:
-    return {"prefill": dict(new_tokens=context, cached_tokens=0),
-            "decode": dict(new_tokens=1, cached_tokens=context),
-            "no-cache": dict(new_tokens=context, cached_tokens=0, kv_cache=False),
-            "verify": dict(new_tokens=gamma + 1, cached_tokens=context)}[phase]
+                causal=args.causal, lm_head=args.lm_head, **efficiency_kwargs(args))
 
 
 # --------------------------------------------------------------------------- analyze
 def _add_analyze(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
-    p.add_argument("--phase", choices=("prefill", "decode", "no-cache", "verify"),
-                   default="decode", help=PHASE_HELP)
-    p.add_argument("--context", type=positive_int, default=1024,
-                   help="prompt length (prefill, no-cache) or tokens in the cache (decode, "
-                        "verify)")
-    p.add_argument("--batch", "-b", type=positive_int, default=1)
-    p.add_argument("--gamma", type=positive_int, default=4, help="drafted tokens (verify)")
-    p.add_argument("--generate", type=positive_int, default=None,
+    p.add_argument("--phase", choices=PHASES, default="decode", help=PHASE_HELP)
+    p.add_argument("--context", type=nonneg_count, default=1024,
+                   help="prompt length (prefill, no_cache) or tokens in the cache (decode, "
+                        "verify, chunk); default 1024")
+    p.add_argument("--batch", "-b", type=count, default=1, help="sequences; default 1")
+    p.add_argument("--gamma", type=gamma, default=4,
+                   help="drafted tokens (verify), at most 1024; default 4")
+    p.add_argument("--chunk", type=count, default=512,
+                   help="new tokens of one chunk (chunk); default 512")
+    p.add_argument("--generate", type=count, default=None,
                    help="also report TTFT, time per output token and throughput for this many "
                         "generated tokens after a --context-token prompt")
-    p.add_argument("--plot", metavar="PNG", help="write the roofline chart with the operators")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="write the roofline chart with the operators to exactly this file")
     _add_workload(p)
+
+
+def operator_rows(a: Analysis) -> list[dict[str, Any]]:
+    """One row per operator that does something (totals over its layers), from the analysis's
+    arrays; intensity is None where an operator moves no bytes (an all-reduce)."""
+    qty, times, bounds = a.quantities, a.priced.time, a.op_bounds()
+    rows = []
+    for i, name in enumerate(a.names):
+        flops, parts, comm = qty[i, 0], qty[i, 1:6], qty[i, 6]
+        nbytes = parts.sum()
+        if flops == 0 and nbytes == 0 and comm == 0:
+            continue
+        row: dict[str, Any] = {"op": name, "count": int(a.count[i]),
+                               "flops": exact_number(flops), "bytes": exact_number(nbytes)}
+        row.update({part: exact_number(v) for part, v in zip(PARTS, parts, strict=True)})
+        row.update({"comm_bytes": exact_number(comm),
+                    "intensity": round(float(flops / nbytes), 3) if nbytes > 0 else None,
+                    "time_us": float(times[i]) * 1e6, "bound": str(bounds[i])})
+        rows.append(row)
+    rows.append({"op": "TOTAL", "count": None, "flops": exact_number(a.flops),
+                 "bytes": exact_number(a.bytes), "comm_bytes": exact_number(a.comm_bytes),
+                 "intensity": round(a.intensity, 3) if a.bytes > 0 else None,
+                 "time_us": a.time * 1e6, "bound": a.bound})
+    return rows
 
 
 @subcommand("analyze", "per-operator FLOPs, bytes, intensity, time and bound of one pass",
             _add_analyze)
 def _run_analyze(args: argparse.Namespace) -> list[Result]:
-    import costmodel as cm
-
-    m = model_from_args(args)
+    plot = _check_png_path(args.plot) if args.plot else None
+    m, hw = model_from_args(args), hardware(args.hardware)
     kw = _workload_kwargs(args)
-    a = cm.analyze(m, args.hardware, batch=args.batch,
-                   **_phase_qc(args.phase, args.context, args.gamma), **kw)
-    rows = [{"op": r.op, "count": int(r.count), "flops": r.flops, "bytes": r.bytes,
-             "weight_read": r.weight_read, "act_read": r.act_read, "act_write": r.act_write,
-             "kv_read": r.kv_read, "kv_write": r.kv_write, "comm_bytes": r.comm_bytes,
-             "intensity": round(float(r.intensity), 3), "time_us": r.time * 1e6,
-             "bound": r.bound} for r in a.ops.itertuples()]
-    rows.append({"op": "TOTAL", "count": None, "flops": a.flops, "bytes": a.bytes,
-                 "comm_bytes": a.comm_bytes, "intensity": round(a.intensity, 3),
-                 "time_us": a.time * 1e6, "bound": a.bound})
+    a = analyze_phase(m, hw, args.phase, args.context, args.batch, gamma=args.gamma,
+                      chunk=args.chunk, **kw)
     w = a.workload
-    notes = [f"{m.name} on {a.hardware.name} ({a.dtype} peak {a.hardware.peak(a.dtype) / 1e12:g}"
-             f" TFLOP/s, {a.hardware.bandwidth / GB:g} GB/s, ridge {a.ridge_point:.1f} FLOPs/"
-             f"byte); B={w['batch']}, q={w['new_tokens']}, c={w['cached_tokens']}, TP={w['tp']}"
-             " (per-GPU figures)",
-             "FLOPs count a multiply-add as 2; bytes are exact; time_us = roofline time in µs."]
-    results = [Result(rows, title=f"{args.phase} pass", notes=notes,
+    notes = [f"{m.name} on {hw.name} ({a.dtype} peak {hw.peak(a.dtype) / 1e12:g} TFLOP/s, "
+             f"{hw.bandwidth / GB:g} GB/s, ridge {a.ridge_point:.1f} FLOPs/byte); "
+             f"B={w['batch']}, q={w['new_tokens']}, c={w['cached_tokens']}, TP={w['tp']} "
+             "(per-GPU figures)",
+             "FLOPs count a multiply-add as 2; bytes are exact; time_us = roofline time in µs; "
+             "intensity '-' = no bytes moved (an all-reduce)."]
+    results = [Result(operator_rows(a), title=f"{args.phase} pass", notes=notes,
                       table_columns=["op", "count", "flops", "bytes", "intensity", "time_us",
-                                     "bound"])]
+                                     "bound"], name="operators")]
     if args.generate:
-        g = cm.generation(m, args.hardware, args.context, args.generate, args.batch, **kw)
+        if args.context + args.generate > MAX_COUNT:
+            raise ValueError(f"generate: the sequence reaches --context + --generate = "
+                             f"{args.context + args.generate} tokens; at most 2**53")
+        g = generation(m, hw, args.context, args.generate, args.batch, **kw)
         results.append(Result([{"ttft_ms": g.ttft * 1e3, "tpot_first_ms": g.tpot_first * 1e3,
                                 "tpot_mean_ms": g.tpot_mean * 1e3,
                                 "total_s": g.total_time, "tokens": g.tokens,
                                 "throughput_tok_s": g.throughput}],
                               title=f"generation: prompt {args.context}, {args.generate} tokens",
                               notes=["decode steps summed in closed form over the growing "
-                                     "context"]))
-    if args.plot:
-        from costmodel import plots
-
-        plots.save(plots.roofline_chart(a), args.plot)
-        results[0].notes.append(f"roofline chart written to {args.plot}")
+                                     "context"], name="generation"))
+    if plot is not None:
+        write_pngs({plot: roofline_chart(a)})
+        results[0].notes.append(f"roofline chart written to {plot}")
     return results
 
 
 # --------------------------------------------------------------------------- ai
 def _add_ai(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n", type=positive_int, nargs="+", default=[1024],
-                   help="sequence lengths N")
-    p.add_argument("--d", type=positive_int, default=128, help="head dimension d")
+    p.add_argument("--n", type=count, nargs="+", default=[1024], help="sequence lengths N")
+    p.add_argument("--d", type=dim, default=128, help="head dimension d")
     p.add_argument("--phase", choices=("prefill", "decode", "both"), default="both")
-    p.add_argument("--batch", "-b", type=positive_int, nargs="+", default=[1],
+    p.add_argument("--batch", "-b", type=count, nargs="+", default=[1],
                    help="batch sizes B (decode)")
-    p.add_argument("--bytes", type=positive_number, default=2, help="bytes per element")
+    p.add_argument("--bytes", type=element_bytes, default=2,
+                   help="bytes per element, in [0.125, 8]; default 2")
     p.add_argument("--kv", choices=("per_request", "shared"), default="per_request")
     p.add_argument("--attention", choices=("standard", "fused"), default="standard")
     p.add_argument("--convention", choices=("exact", "e0294", "both"), default="both",
                    help="exact counts, the E0294 text's counts, or both side by side")
-    p.add_argument("--plot", metavar="PNG", help="write AI vs N (prefill) and AI vs B "
-                   "(decode) as PNG (a '-n' and '-b' suffix are added)")
+    p.add_argument("--plot", metavar="FILE.png", help="write AI vs N (prefill) and AI vs B "
+                   "(decode) as two PNGs: FILE-n.png and FILE-b.png")
 
 
 @subcommand("ai", "arithmetic intensity of attention for prefill and decode (E0294 1(c)/(d))",
             _add_ai)
 def _run_ai(args: argparse.Namespace) -> Result:
-    import costmodel as cm
-
+    check_values("n", args.n)
+    check_values("batch", args.batch)
     phases = ("prefill", "decode") if args.phase == "both" else (args.phase,)
     conventions = ("e0294", "exact") if args.convention == "both" else (args.convention,)
+    n_rows = len(args.n) * len(conventions) * sum(len(args.batch) if ph == "decode" else 1
+                                                  for ph in phases)
+    check_rows(n_rows, "ai")
     rows = []
     for phase in phases:
         for n in args.n:
             for b in (args.batch if phase == "decode" else [1]):
                 for conv in conventions:
-                    r = cm.attention_counts(n, args.d, phase, b, args.bytes, args.kv,
-                                            args.attention, conv)
+                    r = attention_counts(n, args.d, phase, b, args.bytes, args.kv,
+                                         args.attention, conv)
                     rows.append({"phase": phase, "N": n, "d": args.d, "B": b,
-                                 "convention": conv, "flops": int(r["flops"]),
+                                 "convention": conv, "flops": exact_number(r["flops"]),
                                  "bytes": float(r["bytes"]),
                                  "intensity": round(float(r["intensity"]), 4)})
     notes = [f"{args.attention} attention, {args.kv} K/V, {args.bytes:g} bytes per element; "
              "see costmodel.intensity for why the E0294 counts differ"]
     if args.plot:
-        from costmodel import plots
-
-        stem = args.plot[:-4] if args.plot.endswith(".png") else args.plot
-        plots.save(plots.intensity_vs_n(args.d, bytes_per_element=args.bytes), f"{stem}-n.png")
-        plots.save(plots.intensity_vs_batch(args.n[0], args.d, bytes_per_element=args.bytes),
-                   f"{stem}-b.png")
-        notes.append(f"plots written to {stem}-n.png and {stem}-b.png")
+        stem = args.plot[:-4] if args.plot.lower().endswith(".png") else args.plot
+        by_n, by_b = _check_png_path(f"{stem}-n.png"), _check_png_path(f"{stem}-b.png")
+        write_pngs({by_n: intensity_vs_n(args.d, bytes_per_element=args.bytes),
+                    by_b: intensity_vs_batch(args.n[0], args.d, bytes_per_element=args.bytes)})
+        notes.append(f"plots written to {by_n} and {by_b}")
     return Result(rows, title="attention arithmetic intensity (FLOPs/byte)", notes=notes)
 
 
 # --------------------------------------------------------------------------- specdec
 def _add_specdec(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--alpha", type=float, default=0.75, help="acceptance rate in [0, 1)")
-    p.add_argument("--gamma", type=positive_int, nargs="+", default=list(range(1, 9)))
-    p.add_argument("--cost-ratio", type=nonneg_number, default=None,
-                   help="c = T_draft / T_target; default: derived from --target/--draft on "
-                        "--hardware through the roofline")
-    p.add_argument("--target", default="gpt2-xl")
-    p.add_argument("--draft", default="gpt2")
-    p.add_argument("--hardware", "-H", default="t4")
-    p.add_argument("--context", type=positive_int, default=1024)
+    p.add_argument("--alpha", type=alpha, default=0.75, help="acceptance rate in [0, 1)")
+    p.add_argument("--gamma", type=gamma, nargs="+", default=list(range(1, 9)),
+                   help="drafted tokens per iteration, each in [1, 1024]; default 1 … 8")
+    p.add_argument("--cost-ratio", type=cost_ratio, default=None,
+                   help="c = T_draft / T_target in [0, 1e6]; default: derived from "
+                        "--target/--draft on --hardware through the roofline")
+    p.add_argument("--target", default="gpt2-xl", help="target model preset or config.json")
+    p.add_argument("--draft", default="gpt2", help="draft model preset or config.json")
+    add_hardware_argument(p, default="t4")
+    p.add_argument("--context", type=nonneg_count, default=1024,
+                   help="tokens in the cache; default 1024")
     p.add_argument("--no-bonus", action="store_true",
                    help="the CS229S variant without the bonus token")
-    p.add_argument("--plot", metavar="PNG", help="write speedup vs gamma")
+    p.add_argument("--plot", metavar="FILE.png", help="write speedup vs gamma")
 
 
 @subcommand("specdec", "speculative decoding: expected tokens, speedup vs gamma, optimal gamma",
             _add_specdec)
 def _run_specdec(args: argparse.Namespace) -> Result:
-    from costmodel import speculative as sd
-
+    check_values("gamma", args.gamma)
+    plot = _check_png_path(args.plot) if args.plot else None
     notes = []
+    bonus = not args.no_bonus
+    roofline: dict[int, float] = {}
     if args.cost_ratio is None:
-        r = sd.speedup_roofline(args.target, args.draft, args.hardware, args.alpha, 1,
-                                context=args.context)
+        target, draft = model_spec(args.target, "--target"), model_spec(args.draft, "--draft")
+        hw = hardware(args.hardware)
+        for g in dict.fromkeys(args.gamma):
+            r = speculative_speedup(target, draft, hw, args.alpha, g, context=args.context)
+            roofline[g] = r["speedup"]
         c = r["cost_ratio"]
-        notes.append(f"cost ratio c = {c:.4f}: {args.draft} step {r['draft_step_s'] * 1e3:.3f}"
-                     f" ms / {args.target} step {r['target_step_s'] * 1e3:.3f} ms on "
-                     f"{args.hardware} at context {args.context} (roofline)")
+        notes.append(f"cost ratio c = {c:.4f}: {draft.name} step {r['draft_step_s'] * 1e3:.3f}"
+                     f" ms / {target.name} step {r['target_step_s'] * 1e3:.3f} ms on "
+                     f"{hw.name} at context {args.context} (roofline)")
     else:
         c = args.cost_ratio
-    bonus = not args.no_bonus
+    gammas = np.asarray(args.gamma, dtype=np.int64)
+    tokens = np.atleast_1d(expected_tokens(args.alpha, gammas, bonus))
+    gains = np.atleast_1d(speedup(args.alpha, gammas, c, bonus))
     rows = []
-    for g in args.gamma:
-        row = {"gamma": g, "expected_tokens": float(sd.expected_tokens(args.alpha, g, bonus)),
-               "speedup": float(sd.speedup(args.alpha, g, c, bonus))}
-        if args.cost_ratio is None:
-            row["speedup_roofline"] = sd.speedup_roofline(
-                args.target, args.draft, args.hardware, args.alpha, g,
-                context=args.context)["speedup"]
+    for i, g in enumerate(args.gamma):
+        row = {"gamma": g, "expected_tokens": float(tokens[i]), "speedup": float(gains[i])}
+        if roofline:
+            row["speedup_roofline"] = roofline[g]
         rows.append(row)
-    best = sd.optimal_gamma(args.alpha, c, bonus=bonus)
-    notes.append(f"optimal gamma = {best} (alpha = {args.alpha:g}, c = {c:.4g}"
-                 f"{', no bonus token' if not bonus else ''})")
-    if args.plot:
-        from costmodel import plots
-
-        plots.save(plots.speedup_vs_gamma(args.alpha, c, args.gamma), args.plot)
-        notes.append(f"plot written to {args.plot}")
+    if c == 0 and args.alpha > 0:
+        notes.append("c = 0: every drafted token is free, so the improvement grows with γ "
+                     "without a maximum (no optimal gamma)")
+    else:
+        best = optimal_gamma(args.alpha, c, bonus=bonus)
+        notes.append(f"optimal gamma = {best} (alpha = {args.alpha:g}, c = {c:.4g}"
+                     f"{', no bonus token' if not bonus else ''})")
+    if plot is not None:
+        write_pngs({plot: speedup_vs_gamma(args.alpha, c, args.gamma)})
+        notes.append(f"plot written to {plot}")
     return Result(rows, title="speculative decoding", notes=notes)
 
 
 # --------------------------------------------------------------------------- sweep
 def _add_sweep(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
-    p.add_argument("--hardware", "-H", nargs="+", default=[DEFAULT_HARDWARE])
-    p.add_argument("--batch", "-b", type=positive_int, nargs="+", default=[1, 8, 64])
-    p.add_argument("--context", type=positive_int, nargs="+", default=[512, 2048, 8192])
-    p.add_argument("--tp", type=positive_int, nargs="+", default=[1])
-    p.add_argument("--phase", choices=("decode", "prefill", "no_cache", "verify"),
-                   default="decode")
-    p.add_argument("--gamma", type=positive_int, default=4)
-    p.add_argument("--weight-bytes", type=positive_number, default=2)
-    p.add_argument("--kv-bytes", type=positive_number, default=2)
-    p.add_argument("--attention", choices=("standard", "fused"), default="standard")
+    add_hardware_argument(p, many=True)
+    p.add_argument("--batch", "-b", type=count, nargs="+", default=[1, 8, 64])
+    p.add_argument("--context", type=count, nargs="+", default=[512, 2048, 8192])
+    p.add_argument("--tp", type=dim, nargs="+", default=[1])
+    p.add_argument("--phase", choices=PHASES, default="decode", help=PHASE_HELP)
+    p.add_argument("--gamma", type=gamma, default=4,
+                   help="drafted tokens (verify), at most 1024; default 4")
+    p.add_argument("--chunk", type=count, default=512, help="new tokens of one chunk (chunk)")
+    p.add_argument("--mem-util", type=fraction, default=1.0,
+                   help="usable fraction of memory for `fits`, in (0, 1]; default 1")
+    add_precision_arguments(p)
+    _add_structure(p)
+    add_efficiency_arguments(p)
 
 
 @subcommand("sweep", "vectorised roofline over batch × context × TP × hardware", _add_sweep)
 def _run_sweep(args: argparse.Namespace) -> Result:
-    import costmodel as cm
-
-    df = cm.sweep(model_from_args(args), args.hardware, batch=args.batch,
-                  context=args.context, tp=args.tp, phase=args.phase, gamma=args.gamma,
-                  weight_bytes=args.weight_bytes, kv_bytes=args.kv_bytes,
-                  attention=args.attention)
-    df["time_ms"] = df.pop("time_s") * 1e3
-    rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-            for row in df.astype({"hardware": str, "dtype": str, "bound": str})
-            .to_dict("records")]
+    for name in ("hardware", "batch", "context", "tp"):
+        check_values(name, getattr(args, name))
+    check_rows(len(args.hardware) * len(args.batch) * len(args.context) * len(args.tp),
+               "sweep")
+    hws = [hardware(h) for h in args.hardware]
+    df = sweep(model_from_args(args), hws, batch=args.batch, context=args.context,
+               tp=args.tp, phase=args.phase, gamma=args.gamma, chunk=args.chunk,
+               weight_bytes=args.weight_bytes, kv_bytes=args.kv_bytes,
+               act_bytes=args.act_bytes, dtype=args.dtype, attention=args.attention,
+               causal=args.causal, lm_head=args.lm_head, mem_util=args.mem_util,
+               **efficiency_kwargs(args))
+    # the columns in the sweep's order, its `time` (seconds) shown as time_ms
+    data = {("time_ms" if c == "time" else c):
+            (df[c] * 1e3).tolist() if c == "time"
+            else df[c].astype(str).tolist() if str(df[c].dtype) == "category"
+            else df[c].tolist() for c in df.columns}
+    for c in ("flops", "bytes"):                # exact counts print as integers
+        data[c] = [exact_number(v) for v in data[c]]
+    rows = [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
     return Result(rows, title=f"{args.phase} sweep", notes=[
-        "fits: weights/TP + batch × KV per request per GPU ≤ reported memory"])
+        "fits: weights/TP + batch × KV per request per GPU ≤ mem_util × reported memory"])
+
+
+__all__ = ["operator_rows", "png_bytes", "write_pngs"]

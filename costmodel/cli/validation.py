@@ -6,8 +6,11 @@
                        --hardware data/hardware/cpu.json --out data/validation/ \\
                        --save-fitted data/hardware/cpu-fitted.json
 
-Each registers with :func:`costmodel.cli.subcommand`; bad input raises ValueError, which the CLI
-prints as one line and exits 2. Files are written atomically (temp file + rename).
+Each registers with :func:`costmodel.cli.registry.subcommand`; bad input raises ValueError,
+which the CLI prints as one line and exits 2. A command's files are written all or none
+(:class:`costmodel.files.OutputSet`): a failure leaves every file the user had as it was, and a
+destination that cannot be written fails before the work starts. Calibrating and measuring need
+the ``torch`` extra (``pip install 'costmodel[torch]'``).
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ import argparse
 import sys
 import time
 
+from costmodel import validation
 from costmodel.cli.args import positive_int, positive_number
 from costmodel.cli.registry import Result, subcommand
+from costmodel.files import OutputSet
+from costmodel.units import GB, GIB
 
 
 def _progress(enabled: bool):
@@ -32,11 +38,21 @@ def _progress(enabled: bool):
     return report
 
 
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
 # --------------------------------------------------------------------------- calibrate
 
 
 def _add_calibrate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N; default cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto; default cpu")
     p.add_argument("--dtype", default="fp32",
                    help="dtype(s) to measure matmul peaks for, comma-separated (fp32, bf16, "
                         "fp16, tf32); default fp32")
@@ -52,17 +68,15 @@ def _add_calibrate(p: argparse.ArgumentParser) -> None:
 @subcommand("calibrate", "measure this machine's matmul FLOP/s, bandwidth and per-op overhead",
             _add_calibrate)
 def _run_calibrate(args: argparse.Namespace) -> Result:
-    from costmodel.calibrate import calibrate
-
-    hw = calibrate(args.device, args.dtype, quick=args.quick, out=args.out,
-                   threads=args.threads, clock=args.clock)
+    hw = validation.calibrate.calibrate(args.device, args.dtype, quick=args.quick,
+                                        out=args.out, threads=args.threads, clock=args.clock)
     rows = [{"quantity": f"peak {d}", "value": v / 1e9, "unit": "GFLOP/s"}
             for d, v in hw.peak_flops.items()]
-    rows += [{"quantity": "bandwidth (copy, read + write)", "value": hw.bandwidth / 1e9,
+    rows += [{"quantity": "bandwidth (copy, read + write)", "value": hw.bandwidth / GB,
               "unit": "GB/s"},
              {"quantity": "kernel_overhead (one op call)", "value": hw.kernel_overhead * 1e6,
               "unit": "µs"},
-             {"quantity": "memory", "value": hw.memory_bytes / 2**30, "unit": "GiB"}]
+             {"quantity": "memory", "value": hw.memory_bytes / GIB, "unit": "GiB"}]
     notes = [f"{hw.name}: {hw.extra.get('device_name')}, {hw.extra.get('threads')} thread(s), "
              f"clock {hw.extra.get('clock')}, torch {hw.extra.get('torch_version')}"]
     if args.out:
@@ -77,11 +91,11 @@ def _add_measure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", choices=("tiny", "small", "full"), default="small",
                    help="tiny: 4 gpt-nano points; small: 32 points; full: 120 points "
                         "(5 models × B 1, 4 × s 32, 128, 512 × 4 phases); default small")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N; default cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto; default cpu")
     p.add_argument("--dtype", default="fp32", help="fp32 or bf16; default fp32")
     p.add_argument("--out", "-o", required=True, metavar="FILE.csv", help="CSV to write")
     p.add_argument("--repeats", type=positive_int, default=5, help="timed repeats per round")
-    p.add_argument("--warmup", type=int, default=2, help="untimed calls first; default 2")
+    p.add_argument("--warmup", type=_nonneg_int, default=2, help="untimed calls first; default 2")
     p.add_argument("--rounds", type=positive_int, default=2,
                    help="sweeps of the grid, samples pooled; default 2")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads; default 1")
@@ -91,26 +105,30 @@ def _add_measure(p: argparse.ArgumentParser) -> None:
                    help="default: thread with 1 CPU thread, else wall")
     p.add_argument("--speculative", action="store_true",
                    help="also time speculative decoding of the committed text target/draft "
-                        "pair for γ = 1…8 into <out stem>_speculative.csv")
+                        "pair for γ = 1…8 into <out stem>_speculative.csv (both files are "
+                        "written together or not at all)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 @subcommand("measure", "time the PyTorch reference model over a grid into a CSV", _add_measure)
 def _run_measure(args: argparse.Namespace) -> Result:
-    from costmodel.measure import measure, measure_speculative, speculative_path
-
-    if args.warmup < 0:
-        raise ValueError(f"warmup: must be an integer >= 0, got {args.warmup}")
+    measuring = validation.measure
     t0 = time.perf_counter()
-    rows = measure(args.grid, args.device, args.dtype, args.out, repeats=args.repeats,
-                   warmup=args.warmup, threads=args.threads, rounds=args.rounds,
-                   max_time=args.max_time, clock=args.clock,
-                   progress=_progress(not args.quiet))
-    notes = [f"wrote {args.out}: {len(rows)} points in {time.perf_counter() - t0:.0f} s"]
-    if args.speculative:
-        spath = speculative_path(args.out)
-        measure_speculative(spath, device=args.device, threads=args.threads)
-        notes.append(f"wrote {spath}")
+    spath = validation.io.speculative_path(args.out) if args.speculative else None
+    with OutputSet() as files:
+        files.write_bytes(args.out, b"")           # destinations checked before measuring
+        if spath is not None:
+            files.write_bytes(spath, b"")
+        rows = measuring.measure(args.grid, args.device, args.dtype, repeats=args.repeats,
+                                 warmup=args.warmup, threads=args.threads, rounds=args.rounds,
+                                 max_time=args.max_time, clock=args.clock,
+                                 progress=_progress(not args.quiet))
+        notes = [f"wrote {args.out}: {len(rows)} points in {time.perf_counter() - t0:.0f} s"]
+        files.write_text(args.out, measuring.measurements_text(rows))
+        if spath is not None:
+            spec_rows = measuring.measure_speculative(device=args.device, threads=args.threads)
+            files.write_text(spath, measuring.speculative_text(spec_rows))
+            notes.append(f"wrote {spath}")
     table = [{"point": r["point_id"], "q": r["new_tokens"], "c": r["cached_tokens"],
               "time_ms": r["time_s"] * 1e3,
               "p10_ms": r["time_p10_s"] * 1e3, "p90_ms": r["time_p90_s"] * 1e3}
@@ -129,23 +147,22 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hardware", "-H", required=True, metavar="FILE.json",
                    help="calibration written by `costmodel calibrate`")
     p.add_argument("--out", "-o", required=True, metavar="DIR",
-                   help="folder for validation_report.md and the figures")
+                   help="folder for validation_report.md, the tables and the figures")
     p.add_argument("--speculative", metavar="FILE.csv", default=None,
                    help="speculative measurements; default <measurements stem>_speculative.csv "
                         "when it exists")
     p.add_argument("--save-fitted", metavar="FILE.json", default=None,
-                   help="also write the fitted machine (peaks × η_c, bandwidth × η_m, "
-                        "kernel_overhead = t_k) as a HardwareSpec JSON, e.g. "
-                        "data/hardware/cpu-fitted.json")
+                   help="also write the fitted machine (the calibration with the fitted "
+                        "eta_c, eta_c_skinny, eta_m, eta_m_elementwise and kernel_overhead) as "
+                        "a HardwareSpec JSON, e.g. data/hardware/cpu-fitted.json")
 
 
 @subcommand("validate", "hold the predictions against measurements; write the report",
             _add_validate)
 def _run_validate(args: argparse.Namespace) -> list[Result]:
-    from costmodel.validate import validate
-
-    r = validate(args.measurements, args.hardware, args.out, speculative_csv=args.speculative,
-                 fitted_hardware_json=args.save_fitted)
+    r = validation.validate.validate(args.measurements, args.hardware, args.out,
+                                     speculative_csv=args.speculative,
+                                     fitted_hardware_json=args.save_fitted)
     s = r.summary
     head = [
         {"check": "matmul FLOPs exact", "result": f"{s['flops_exact']}/{s['points']}"},
@@ -164,11 +181,12 @@ def _run_validate(args: argparse.Namespace) -> list[Result]:
                                f"{s['speculative_measured']:.2f}× "
                                f"({100 * s['speculative_rel_error']:+.1f} %)"})
     f = r.fit
+    written = [r.markdown, *r.figures.values()] + ([args.save_fitted] if args.save_fitted
+                                                    else [])
     notes = [f"fit: eta_c={f.eta_c:.3f}, eta_c_skinny={f.eta_c_skinny:.3f}, "
              f"eta_m={f.eta_m:.3f}, eta_m_elementwise={f.eta_m_elementwise:.3f}, "
              f"t_k={f.kernel_overhead * 1e6:.2f} us per kernel",
-             f"wrote {r.markdown}" + "".join(f", {p}" for p in r.figures.values())
-             + (f", {args.save_fitted}" if args.save_fitted else "")]
+             "wrote " + ", ".join(str(p) for p in written)]
     errors = r.errors.to_dict("records")
     return [Result(head, title="Validation", notes=notes),
             Result(errors, title="|relative error| by regime (held-out points)")]

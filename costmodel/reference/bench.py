@@ -16,17 +16,23 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import platform
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from costmodel.machine import cpu_model_name, sync
-from costmodel.reference.gpt import GPT, GPTConfig, parse_dtype, resolve_device
+from costmodel.lazy import deferred
+from costmodel.reference.gpt import GPT, GPTConfig, parse_dtype
+from costmodel.reference.timing import (
+    describe_device,
+    resolve_device,
+    synchronizer,
+    time_call,
+    time_once,
+)
+
+mfigure = deferred("matplotlib.figure")
 
 SEED001_CONTEXTS = (64, 128, 256, 512, 1024, 1536)
 HEADER = "Context T  no KV (ms)  KV (ms)  speedup"
@@ -37,18 +43,13 @@ RULE = "-" * 50
 
 
 def machine_info(device: torch.device, dtype: torch.dtype) -> dict[str, str]:
-    """What the numbers were measured on."""
-    info = {
-        "cpu": cpu_model_name(),
-        "cores": str(os.cpu_count()),
-        "torch": torch.__version__,
-        "torch_threads": str(torch.get_num_threads()),
-        "python": platform.python_version(),
-        "device": str(device),
-        "dtype": str(dtype).replace("torch.", ""),
-    }
+    """What the numbers were measured on (:func:`costmodel.reference.timing.describe_device`)."""
+    d = describe_device(str(device))
+    info = {"cpu": d["cpu_model"], "cores": str(d["cores"]), "torch": d["torch_version"],
+            "torch_threads": str(d["threads"]), "python": d["python_version"],
+            "device": str(device), "dtype": str(dtype).replace("torch.", "")}
     if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
+        info["gpu"] = d["device_name"]
     return info
 
 
@@ -70,21 +71,10 @@ def time_ms(
     warmup: int = 2,
     after: Callable[[], object] | None = None,
 ) -> float:
-    """Median wall time of ``fn()`` in ms (``after()`` runs untimed after each call)."""
-    for _ in range(warmup):
-        fn()
-        if after:
-            after()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append((time.perf_counter() - t0) * 1e3)
-        if after:
-            after()
-    return statistics.median(times)
+    """Median wall time of ``fn()`` in ms over ``repeats`` calls after ``warmup`` untimed ones
+    (``after()`` runs untimed after each call): :func:`costmodel.reference.timing.time_call`."""
+    t = time_call(fn, repeats=repeats, warmup=warmup, sync=synchronizer(device), after=after)
+    return t["median"] * 1e3
 
 
 def build_model(
@@ -110,12 +100,8 @@ def _plot(
     title: str,
     logy: bool = False,
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = mfigure.Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for label, ys in series.items():
         ax.plot(x, ys, marker="." if len(x) < 60 else None, label=label)
     ax.set_xlabel(xlabel)
@@ -127,7 +113,6 @@ def _plot(
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -269,6 +254,7 @@ def bench_hfcompare(args: argparse.Namespace, device: torch.device, dtype: torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from costmodel.reference.loading import (
+        GPT_TIED,
         convert_hf_gpt2_state_dict,
         gpt_config_from_hf,
         load_state_dict_checked,
@@ -288,7 +274,7 @@ def bench_hfcompare(args: argparse.Namespace, device: torch.device, dtype: torch
         .eval()
     )
     ours = GPT(gpt_config_from_hf(hf_cfg.to_dict()))
-    load_state_dict_checked(ours, convert_hf_gpt2_state_dict(hf.state_dict()))
+    load_state_dict_checked(ours, convert_hf_gpt2_state_dict(hf.state_dict()), GPT_TIED)
     ours = ours.to(device=device, dtype=dtype).eval()
     print("# " + ", ".join(f"{k}: {v}" for k, v in info.items()))
     print(f"{name}: KV decode step at batch 1 (ms, median of {args.repeats})")
@@ -335,13 +321,15 @@ def bench_position(args: argparse.Namespace, device: torch.device, dtype: torch.
     )
     prompt = torch.randint(model.config.vocab_size, (1, args.prompt_len), device=device)
     series: dict[str, list[float]] = {}
+    sync = synchronizer(device)
     for mode in ("none", "dynamic", "static"):
-        idx, kv, times = prompt, None, []
+        state: dict = {"idx": prompt, "kv": None}
+        times = []
         if mode == "static":
             model.setup_static_cache(1, args.prompt_len + n_new)
-        for i in range(n_new):
-            sync(device)
-            t0 = time.perf_counter()
+
+        def step(i: int, mode: str = mode, state: dict = state) -> None:
+            idx, kv = state["idx"], state["kv"]
             if mode == "none":
                 logits, _ = model(idx)
             elif mode == "dynamic":
@@ -355,9 +343,10 @@ def bench_position(args: argparse.Namespace, device: torch.device, dtype: torch.
                     idx if i == 0 else idx[:, -1:], input_pos=0 if i == 0 else pos - 1
                 )
             nxt = torch.argmax(logits[:, -1, :], dim=-1, keepdim=True)
-            idx = torch.cat((idx, nxt), dim=1)
-            sync(device)
-            times.append((time.perf_counter() - t0) * 1e3)
+            state["idx"], state["kv"] = torch.cat((idx, nxt), dim=1), kv
+
+        for i in range(n_new):
+            times.append(time_once(lambda i=i: step(i), sync) * 1e3)
         series[mode] = times
     positions = list(range(args.prompt_len, args.prompt_len + n_new))
     rows = [
@@ -472,15 +461,8 @@ def bench_speculative(args: argparse.Namespace, device: torch.device, dtype: tor
 
     def run_all(fn) -> float:
         """Median over repeats of the total time to decode every prompt (s)."""
-        times = []
-        for _ in range(args.repeats):
-            sync(device)
-            t0 = time.perf_counter()
-            for p in prompts:
-                fn(p)
-            sync(device)
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times)
+        return time_call(lambda: [fn(p) for p in prompts], repeats=args.repeats, warmup=0,
+                         sync=synchronizer(device))["median"]
 
     total_tokens = n * len(prompts)
     for p in prompts[:1]:  # warm-up

@@ -68,7 +68,6 @@ import math
 import re
 import statistics
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -77,7 +76,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from costmodel.machine import sync
+from costmodel.lazy import deferred
+from costmodel.reference.gpt import causal_mask
+from costmodel.reference.loading import load_state_dict_checked
+from costmodel.reference.timing import resolve_device, synchronizer, time_once
+
+mfigure = deferred("matplotlib.figure")
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -117,19 +121,6 @@ class E0294Config:
 
 DEFAULT_CONFIG = E0294Config()
 REFERENCE_CONFIG = E0294Config(vocab_size=1000, d_model=32, d_ff=128, num_layers=2, max_seq_len=256)
-
-
-def causal_mask(
-    q_len: int, past_len: int, device: torch.device | str | None = None
-) -> torch.Tensor:
-    """Boolean mask ``[q_len, past_len + q_len]``, True where attention is forbidden.
-
-    Query ``i`` sits at absolute position ``past_len + i`` and may attend to keys
-    ``0 .. past_len + i``, hence ``diagonal=past_len + 1`` (the text's ``diagonal=1`` is only
-    right when ``past_len == 0``).
-    """
-    ones = torch.ones(q_len, past_len + q_len, dtype=torch.bool, device=device)
-    return torch.triu(ones, diagonal=past_len + 1)
 
 
 class SingleHeadAttention(nn.Module):
@@ -410,39 +401,6 @@ def infer_config(state_dict: Mapping[str, torch.Tensor]) -> E0294Config:
     )
 
 
-def load_checked_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Load ``state_dict`` into ``model`` strictly; ValueError listing every key/shape mismatch."""
-    if not isinstance(state_dict, Mapping):
-        raise ValueError(
-            f"state dict: expected a mapping of tensors, got {type(state_dict).__name__}"
-        )
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    wrong = [
-        f"{k} {tuple(state_dict[k].shape) if isinstance(state_dict[k], torch.Tensor) else '?'}"
-        f" != {tuple(expected[k].shape)}"
-        for k in expected
-        if k in state_dict
-        and (
-            not isinstance(state_dict[k], torch.Tensor) or state_dict[k].shape != expected[k].shape
-        )
-    ]
-    problems = []
-    for label, items in (
-        ("missing keys", missing),
-        ("unexpected keys", unexpected),
-        ("wrong shapes", wrong),
-    ):
-        if items:
-            more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
-            problems.append(f"{label}: {', '.join(items[:5])}{more}")
-    if problems:
-        cfg = getattr(model, "config", None)
-        raise ValueError(f"state dict does not fit {cfg}: {'; '.join(problems)}")
-    model.load_state_dict(dict(state_dict), strict=True)
-
-
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """``torch.load`` a state dict (tensors only, to CPU); ValueError if unreadable."""
     path = Path(path)
@@ -468,21 +426,8 @@ def load_model(
     cfg = asdict(infer_config(state_dict))
     cfg.update({k: v for k, v in (overrides or {}).items() if v is not None})
     model = DecoderOnlyTransformer(**cfg)
-    load_checked_state_dict(model, state_dict)
+    load_state_dict_checked(model, state_dict)
     return model.to(device).eval()
-
-
-def resolve_device(name: str) -> torch.device:
-    """``cpu``, ``cuda`` or ``mps`` as a torch.device; ValueError if it is not available."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available")
-    if name == "mps" and not (
-        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
-    ):
-        raise ValueError("device 'mps' requested but MPS is not available")
-    if name not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device: unknown {name!r} (choose from cpu, cuda, mps)")
-    return torch.device(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -723,6 +668,7 @@ def benchmark(
                 f"seq_len {s} + num_tokens {num_tokens} exceeds max_seq_len={model.max_seq_len}"
             )
     device = next(model.parameters()).device
+    sync = synchronizer(device)
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     rows: list[dict[str, float | int | str]] = []
@@ -731,11 +677,8 @@ def benchmark(
         prompt = prompt.to(device)
 
         def run(use_cache: bool, prompt: torch.Tensor = prompt) -> float:
-            sync(device)
-            start = time.perf_counter()
-            model.generate(prompt, num_tokens, use_cache=use_cache, do_sample=False)
-            sync(device)
-            return time.perf_counter() - start
+            return time_once(lambda: model.generate(prompt, num_tokens, use_cache=use_cache,
+                                                    do_sample=False), sync)
 
         for _ in range(warmup):
             run(False)
@@ -781,12 +724,8 @@ def write_benchmark_csv(rows: Sequence[Mapping[str, float | int | str]], path: P
 
 def plot_benchmark(rows: Sequence[Mapping[str, float | int | str]], path: Path) -> Path:
     """Draw latency vs prompt length with and without the KV cache to a PNG at ``path``."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     seq = [int(r["seq_len"]) for r in rows]
-    fig = Figure(figsize=(7, 5))
-    FigureCanvasAgg(fig)
+    fig = mfigure.Figure(figsize=(7, 5))
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(seq, [float(r["no_kv_s"]) for r in rows], marker="o", label="Without KV cache")
     ax.plot(seq, [float(r["with_kv_s"]) for r in rows], marker="s", label="With KV cache")
@@ -828,7 +767,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--test_cases", default=None, help="test-case JSON; default: the committed reference"
     )
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"])
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto (default cpu)")
     p.add_argument("--out", default=".", help="folder for the CSV and PNG (default: .)")
     p.add_argument("--num_tokens", type=int, default=8, help="tokens to generate (default 8)")
     p.add_argument("--seq_lens", type=int, nargs="+", default=list(DEFAULT_SEQ_LENS))

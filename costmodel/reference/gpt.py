@@ -30,129 +30,13 @@ head runs on the last position only (nanoGPT) unless ``all_logits=True``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
 from typing import Literal
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-PRESETS: dict[str, dict[str, int]] = {
-    # minGPT's small configs
-    "gpt-nano": dict(n_layer=3, n_head=3, n_embd=48),
-    "gpt-micro": dict(n_layer=4, n_head=4, n_embd=128),
-    "gpt-mini": dict(n_layer=6, n_head=6, n_embd=192),
-    # the GPT-2 family (124M, 350M, 774M, 1558M)
-    "gpt2": dict(n_layer=12, n_head=12, n_embd=768),
-    "gpt2-medium": dict(n_layer=24, n_head=16, n_embd=1024),
-    "gpt2-large": dict(n_layer=36, n_head=20, n_embd=1280),
-    "gpt2-xl": dict(n_layer=48, n_head=25, n_embd=1600),
-}
-
-_CHOICES = {
-    "norm": ("layernorm", "rmsnorm"),
-    "positions": ("learned", "rotary"),
-    "mlp": ("gelu", "swiglu"),
-    "attn_impl": ("sdpa", "eager"),
-    "gelu_approximate": ("tanh", "none"),
-}
-
-
-#: The fields that make a GPTConfig Llama-style (see :meth:`GPTConfig.llama_style`).
-LLAMA_STYLE = dict(norm="rmsnorm", positions="rotary", mlp="swiglu", bias=False,
-                   tie_embeddings=False)
-
-
-@dataclass
-class GPTConfig:
-    """Hyper-parameters of a decoder-only transformer.
-
-    ``n_kv_head`` defaults to ``n_head`` (multi-head attention); ``d_ff`` defaults to
-    ``4 * n_embd`` for the GELU MLP and to Llama's ``round_up(8/3 * n_embd, 64)`` for SwiGLU.
-    ``gelu_approximate="tanh"`` is GPT-2's / minGPT's GELU; nanoGPT checkpoints use ``"none"``.
-    ``attn_impl="eager"`` computes attention with explicit matmuls (so FLOP counters see it);
-    ``"sdpa"`` uses ``F.scaled_dot_product_attention``.
-    """
-
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
-    n_kv_head: int | None = None
-    d_ff: int | None = None
-    vocab_size: int = 50257
-    block_size: int = 1024
-    bias: bool = True
-    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    positions: Literal["learned", "rotary"] = "learned"
-    mlp: Literal["gelu", "swiglu"] = "gelu"
-    tie_embeddings: bool = True
-    dropout: float = 0.0
-    norm_eps: float = 1e-5
-    rope_theta: float = 10000.0
-    gelu_approximate: Literal["tanh", "none"] = "tanh"
-    attn_impl: Literal["sdpa", "eager"] = "sdpa"
-    name: str = field(default="custom", compare=False)
-
-    def __post_init__(self) -> None:
-        if self.n_kv_head is None:
-            self.n_kv_head = self.n_head
-        if self.d_ff is None:
-            if self.mlp == "swiglu":
-                self.d_ff = 64 * math.ceil(8 * self.n_embd / 3 / 64)
-            else:
-                self.d_ff = 4 * self.n_embd
-        for f in ("n_layer", "n_head", "n_embd", "n_kv_head", "d_ff", "vocab_size", "block_size"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"GPTConfig.{f} must be a positive int, got {v!r}")
-        for f, allowed in _CHOICES.items():
-            if getattr(self, f) not in allowed:
-                raise ValueError(
-                    f"GPTConfig.{f} must be one of {allowed}, got {getattr(self, f)!r}"
-                )
-        if self.n_embd % self.n_head:
-            raise ValueError(
-                f"GPTConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"
-            )
-        if self.n_head % self.n_kv_head:
-            raise ValueError(
-                f"GPTConfig.n_head ({self.n_head}) must be divisible by "
-                f"n_kv_head ({self.n_kv_head})"
-            )
-        if self.positions == "rotary" and self.head_dim % 2:
-            raise ValueError(f"rotary positions need an even head_dim, got {self.head_dim}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
-
-    @property
-    def head_dim(self) -> int:
-        return self.n_embd // self.n_head
-
-    @property
-    def kv_dim(self) -> int:
-        """C_kv = n_kv_head * head_dim, the width of one cached K (or V) row."""
-        return self.n_kv_head * self.head_dim
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides) -> GPTConfig:
-        """A named config (``gpt-nano`` ... ``gpt2-xl``) with optional field overrides."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown model preset {name!r}; known: {sorted(PRESETS)}")
-        return cls(**{**PRESETS[name], "name": name, **overrides})
-
-    @classmethod
-    def llama_style(cls, **kwargs) -> GPTConfig:
-        """A Llama-style config: RMSNorm, rotary positions, SwiGLU, no biases, untied head."""
-        return cls(**{**LLAMA_STYLE, "name": "llama-style", **kwargs})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> GPTConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
+from costmodel.reference.config import LLAMA_STYLE, GPTConfig
 
 # ----------------------------------------------------------------------------- caches
 
@@ -242,12 +126,16 @@ def _rotary(x: torch.Tensor, start: int, theta: float) -> torch.Tensor:
     return (xf * cos + rotated * sin).to(x.dtype)
 
 
-def _causal_mask(q: int, total: int, device: torch.device) -> torch.Tensor:
-    """Boolean (q, total) mask: query i (at position total-q+i) sees keys j <= that position."""
-    c = total - q
-    return (
-        torch.arange(total, device=device)[None, :] <= (c + torch.arange(q, device=device))[:, None]
-    )
+def causal_mask(q_len: int, past_len: int, device: torch.device | str | None = None
+                ) -> torch.Tensor:
+    """Boolean mask ``[q_len, past_len + q_len]``, True where attention is *forbidden*.
+
+    Query ``i`` sits at absolute position ``past_len + i`` and may attend to keys
+    ``0 .. past_len + i``, hence ``triu(ones, diagonal=past_len + 1)``. The one causal mask of
+    the reference models (GPT here, the E0294 model in :mod:`costmodel.reference.e0294`).
+    """
+    ones = torch.ones(q_len, past_len + q_len, dtype=torch.bool, device=device)
+    return torch.triu(ones, diagonal=past_len + 1)
 
 
 class CausalSelfAttention(nn.Module):
@@ -331,9 +219,9 @@ class CausalSelfAttention(nn.Module):
                 return F.scaled_dot_product_attention(
                     q, k, v, dropout_p=dropout_p, is_causal=True, **kwargs
                 )
-            mask = _causal_mask(nq, total, q.device)
+            allowed = ~causal_mask(nq, total - nq, q.device)
             return F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=dropout_p, **kwargs
+                q, k, v, attn_mask=allowed, dropout_p=dropout_p, **kwargs
             )
         # eager: explicit matmuls (FLOP counters see these)
         if groups > 1:
@@ -341,7 +229,7 @@ class CausalSelfAttention(nn.Module):
             v = v.repeat_interleave(groups, dim=1)
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
         if nq > 1:
-            att = att.masked_fill(~_causal_mask(nq, total, q.device), float("-inf"))
+            att = att.masked_fill(causal_mask(nq, total - nq, q.device), float("-inf"))
         att = F.softmax(att.float(), dim=-1).to(q.dtype)
         att = self.attn_dropout(att)
         return att @ v
@@ -697,14 +585,5 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
     return table[name]
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``"cpu"|"cuda"|"mps"`` or ``"auto"`` (cuda, then mps, then cpu)."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise ValueError(f"unknown device {name!r}; use cpu, cuda, mps or auto")
-    return torch.device(name)
+__all__ = ["GPT", "GPTConfig", "LLAMA_STYLE", "DynamicKVCache", "StaticKVCache", "causal_mask",
+           "filter_logits", "parse_dtype", "sample_next"]

@@ -1,77 +1,61 @@
-"""Measure the bundled PyTorch reference model over a grid, one CSV row per point.
+"""Measure the PyTorch reference model over a grid, one CSV row per point, and time its
+speculative decoding.
 
     rows = measure("small", device="cpu", dtype="fp32", out_csv="data/measurements/cpu.csv")
 
-A point is (model, batch B, context s, phase, dtype). Phases are the substitutions of the one
-per-operator model (B sequences add q new tokens to c cached ones):
+A point is (model, batch B, context s, phase, dtype). The phases are the reference model's
+measured passes, :data:`costmodel.workload.MEASURED_PHASES` (q and c by
+:func:`costmodel.workload.substitute`):
 
-    phase            q   c   cache     what is timed
+    phase            q   c   cache     what is run (:func:`reference_pass`)
     prefill          s   0   dynamic   model(idx, kv_cache=empty)  (K, V kept: a cache is built)
     decode_dynamic   1   s   dynamic   one step on a concatenating cache holding s tokens
     decode_static    1   s   static    one step writing in place into a preallocated cache
     no_cache         s   0   none      model(idx): the no-KV-cache baseline re-encodes s tokens
 
-Models have random weights (seeded) and ``attn_impl="eager"`` (explicit matmuls: the
-per-operator model's ``attention="eager"``; the dynamic cache is ``kv_update="concat"``). Each
-point is timed with warm-up and repeats (median, p10, p90, quartiles), with torch limited to
-``threads`` intra-op threads. A row carries everything needed to predict it: the exact ModelSpec
-fields, the options (attention, causal, lm_head, kv_cache, kv_update), the workload (batch,
-new_tokens q, cached_tokens c, cache strategy, dtype and byte widths), the device description,
-torch version and threads, the measured bytes of the KV cache and of the parameters, and the
-reference ``GPTConfig`` as JSON (so validation can rebuild the model).
-
-Files are written to a temp file and renamed: a reader never sees a partial CSV.
+Models have random weights (seeded) and ``attn_impl="eager"`` (explicit matmuls). Each point is
+timed with warm-up and repeats (median, p10, p90, quartiles), with torch limited to ``threads``
+intra-op threads. A row carries everything needed to predict it (see
+:mod:`costmodel.validation.io`). The exact FLOP check runs the same :func:`reference_pass` on
+the meta device. Files are written all-or-nothing (:class:`costmodel.files.OutputSet`).
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from costmodel.calibrate import (
-    _clock,
-    check_device,
-    default_clock,
-    describe_device,
-    summarize,
-    synchronizer,
-    time_call,
+from costmodel.checks import MAX_GAMMA, check_choice, check_int, check_positive_int
+from costmodel.files import OutputSet
+from costmodel.validation.io import (
+    BYTES_PER_DTYPE,
+    COLUMNS,
+    SPEC_COLUMNS,
+    SPECULATIVE_COLUMNS,
+    TIME_COLUMN,
+    csv_text,
+    measured_workload,
 )
-from costmodel.errors import atomic_write_text, check_choice, check_positive_int
-from costmodel.specs import ModelSpec
+from costmodel.workload import MEASURED_PHASES, reference_options
 
-PHASES = ("prefill", "decode_dynamic", "decode_static", "no_cache")
+PHASES = tuple(MEASURED_PHASES)
 GRIDS = ("tiny", "small", "full")
-BYTES_PER_DTYPE = {"fp32": 4, "bf16": 2, "fp16": 2}
-#: The models of the grid (reference GPTConfig keyword arguments; vocabularies are GPT-2's and
-#: Llama's). ``llama-gqa`` is the Llama-style variant: RMSNorm, rotary, SwiGLU, no biases,
-#: untied head and grouped-query attention (6 query heads share 2 KV heads).
+#: The models of the grid: a preset of ``costmodel/data/models.csv`` with GPTConfig overrides
+#: (the grid's models have a 1024-token block), or GPTConfig keyword arguments. ``llama-gqa``
+#: is the Llama-style variant: RMSNorm, rotary, SwiGLU, no biases, untied head and
+#: grouped-query attention (6 query heads share 2 KV heads), Llama's vocabulary.
 MODELS: dict[str, dict[str, Any]] = {
-    "gpt-nano": {"preset": "gpt-nano"},
-    "gpt-micro": {"preset": "gpt-micro"},
-    "gpt-mini": {"preset": "gpt-mini"},
-    "gpt2": {"preset": "gpt2"},
+    "gpt-nano": {"preset": "gpt-nano", "block_size": 1024},
+    "gpt-micro": {"preset": "gpt-micro", "block_size": 1024},
+    "gpt-mini": {"preset": "gpt-mini", "block_size": 1024},
+    "gpt2": {"preset": "gpt2", "block_size": 1024},
     "llama-gqa": {"llama": dict(n_layer=6, n_head=6, n_kv_head=2, n_embd=384, d_ff=1024,
                                 vocab_size=32000, block_size=1024)},
 }
-SPEC_COLUMNS = ("n_layers", "d_model", "n_heads", "vocab_size", "max_context", "n_kv_heads",
-                "head_dim", "d_ff", "gated_mlp", "activation", "norm", "qkv_bias", "out_bias",
-                "mlp_bias", "lm_head_bias", "tied_embeddings", "positions")
-OPTION_COLUMNS = ("attention", "causal", "lm_head", "kv_cache")
-TIME_COLUMN = "time_s"
-COLUMNS = ("point_id", "model", *SPEC_COLUMNS, *OPTION_COLUMNS, "kv_update", "phase", "cache",
-           "batch",
-           "new_tokens", "cached_tokens", "context", "static_max_len", "dtype", "weight_bytes",
-           "act_bytes", "kv_bytes", "device", "device_name", "torch_version", "threads",
-           "warmup", "repeats", "inner", TIME_COLUMN, "time_p10_s", "time_p90_s", "time_q25_s",
-           "time_q75_s", "time_wall_s", "clock", "rounds", "kv_cache_bytes_measured",
-           "param_bytes_measured", "gpt_config")
 
 
 @dataclass(frozen=True)
@@ -92,24 +76,13 @@ class Point:
         check_choice("dtype", self.dtype, BYTES_PER_DTYPE)
 
     @property
-    def new_tokens(self) -> int:
-        return 1 if self.phase.startswith("decode") else self.context
-
-    @property
-    def cached_tokens(self) -> int:
-        return self.context if self.phase.startswith("decode") else 0
-
-    @property
-    def cache(self) -> str:
-        return {"prefill": "dynamic", "decode_dynamic": "dynamic", "decode_static": "static",
-                "no_cache": "none"}[self.phase]
+    def workload(self) -> tuple[int, int, str]:
+        """(q, c, cache strategy): :func:`costmodel.validation.io.measured_workload`."""
+        return measured_workload(self.phase, self.context)
 
     @property
     def point_id(self) -> str:
         return f"{self.model}|B{self.batch}|s{self.context}|{self.phase}|{self.dtype}"
-
-
-# --------------------------------------------------------------------------- grids
 
 
 def grid_points(grid: str | Iterable[Point | dict], dtype: str = "fp32") -> list[Point]:
@@ -130,99 +103,78 @@ def grid_points(grid: str | Iterable[Point | dict], dtype: str = "fp32") -> list
     return points
 
 
-# --------------------------------------------------------------------------- configs
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError as e:  # pragma: no cover
-        raise ValueError("measuring needs torch (pip install 'costmodel[reference]')") from e
-    return torch
-
-
-def gpt_config(model: str, **overrides):
+def gpt_config(model: str, **overrides: Any):
     """The reference ``GPTConfig`` of a grid model (eager attention unless overridden)."""
-    from costmodel.reference.gpt import GPTConfig
+    from costmodel.reference.config import GPTConfig
 
     check_choice("model", model, MODELS)
-    entry = MODELS[model]
+    entry = dict(MODELS[model])
     kw = {"attn_impl": "eager", **overrides}
     if "preset" in entry:
-        return GPTConfig.from_preset(entry["preset"], **kw)
+        return GPTConfig.from_preset(entry.pop("preset"), **{**entry, **kw})
     return GPTConfig.llama_style(**{**entry["llama"], "name": model, **kw})
 
 
-def spec_for(config) -> ModelSpec:
-    """The :class:`ModelSpec` of a reference ``GPTConfig``.
-
-    Inference options that go with it (see :func:`options_for`): nanoGPT computes the LM head on
-    the last position only (``lm_head="last"``); eager attention materialises the scores and
-    probabilities with separate scale and mask passes and K/V layout copies
-    (``attention="eager"``) and counts every q×K pair (``causal="full"``).
-    """
-    if config.norm == "layernorm" and not config.bias:
-        raise ValueError("config: LayerNorm without bias has no ModelSpec equivalent (a "
-                         "ModelSpec LayerNorm carries weight and bias)")
-    swiglu = config.mlp == "swiglu"
-    return ModelSpec(name=config.name, n_layers=config.n_layer, d_model=config.n_embd,
-                     n_heads=config.n_head, vocab_size=config.vocab_size,
-                     max_context=config.block_size, n_kv_heads=config.n_kv_head,
-                     head_dim=config.head_dim, d_ff=config.d_ff, gated_mlp=swiglu,
-                     activation="silu" if swiglu else "gelu", norm=config.norm,
-                     qkv_bias=config.bias, out_bias=config.bias, mlp_bias=config.bias,
-                     lm_head_bias=False, tied_embeddings=config.tie_embeddings,
-                     positions=config.positions, source="costmodel.reference.gpt.GPTConfig")
+# --------------------------------------------------------------------------- one pass
 
 
-def options_for(config, phase: str) -> dict:
-    """``cm.analyze`` options that describe how the reference model runs ``phase``."""
-    check_choice("phase", phase, PHASES)
-    return {"attention": attention_for(config), "causal": "full", "lm_head": "last",
-            "kv_cache": phase != "no_cache", "kv_update": kv_update_for(PHASE_CACHE[phase])}
+@dataclass
+class ReferencePass:
+    """A pass of the reference model ready to run: ``run()`` is the forward call that is
+    timed (and FLOP-counted); ``kv_cache_bytes`` the bytes its cache holds; ``static_max_len``
+    the static cache's length (0 without one)."""
+
+    run: Callable[[], Any]
+    kv_cache_bytes: int
+    static_max_len: int
 
 
-PHASE_CACHE = {"prefill": "dynamic", "decode_dynamic": "dynamic", "decode_static": "static",
-               "no_cache": "none"}
+@contextmanager
+def reference_pass(model, phase: str, context_ids, next_ids,
+                   static_max_len: int | None = None) -> Iterator[ReferencePass]:
+    """Set up the pass of ``phase`` on ``model`` (a ``costmodel.reference.gpt.GPT``) with
+    ``context_ids`` (B, s) and ``next_ids`` (B, 1): prefill and no-cache run the s context
+    tokens; a decode step runs one token on a cache holding them (dynamic: a
+    ``torch.cat``-grown cache, left unchanged by the step; static: a preallocated cache of
+    ``static_max_len`` positions, default the block size, the step rewriting position s).
+    The static cache is released on exit. Call inside ``torch.inference_mode()``."""
+    B, s = context_ids.shape
+    q, c, cache = measured_workload(phase, s)
+    kv_bytes, max_len = 0, 0
+    try:
+        if phase == "prefill":
+            def run():
+                return model(context_ids, kv_cache=model.empty_kv_cache())
+            kv_bytes = run()[2].nbytes
+        elif cache == "dynamic":
+            _, _, kv = model(context_ids, kv_cache=model.empty_kv_cache())
 
+            def run():
+                return model(next_ids, kv_cache=kv)   # functional: ``kv`` is not modified
+            kv_bytes = run()[2].nbytes
+        elif cache == "static":
+            max_len = model.config.block_size if static_max_len is None else static_max_len
+            model.setup_static_cache(B, max_len)
+            model(context_ids, input_pos=0)
 
-def attention_for(config) -> str:
-    """The ``cm.analyze`` attention option of a reference config: its eager path is
-    ``attention="eager"`` (scale, mask, layout copies as operators), SDPA is ``"fused"``."""
-    return "eager" if config.attn_impl == "eager" else "fused"
-
-
-def kv_update_for(cache: str) -> str:
-    """The ``cm.analyze`` kv_update of a reference cache strategy: the dynamic cache grows by
-    ``torch.cat`` (``"concat"``), the static one is written in place (``"inplace"``)."""
-    return "concat" if cache == "dynamic" else "inplace"
-
-
-def spec_from_row(row) -> ModelSpec:
-    """The ModelSpec written in a measurement row (the inverse of the CSV's spec columns)."""
-    def as_bool(v):
-        if isinstance(v, str):
-            return v.strip().lower() in ("true", "1")
-        return bool(v)
-
-    kw = {}
-    for col in SPEC_COLUMNS:
-        v = row[col]
-        if col in ("gated_mlp", "qkv_bias", "out_bias", "mlp_bias", "lm_head_bias",
-                   "tied_embeddings"):
-            kw[col] = as_bool(v)
-        elif col in ("activation", "norm", "positions"):
-            kw[col] = str(v)
+            def run():
+                return model(next_ids, input_pos=c)   # rewrites position c each call
+            run()
+            kv_bytes = model.static_cache_nbytes
         else:
-            kw[col] = int(v)
-    return ModelSpec(name=str(row["model"]), **kw)
+            def run():
+                return model(context_ids)
+        yield ReferencePass(run, int(kv_bytes), int(max_len))
+    finally:
+        model.clear_static_cache()
 
 
 # --------------------------------------------------------------------------- measuring
 
 
 def _build(model: str, dtype: str, device: str, seed: int = 0):
-    torch = _torch()
+    import torch
+
     from costmodel.reference.gpt import GPT, parse_dtype
 
     config = gpt_config(model)
@@ -231,67 +183,37 @@ def _build(model: str, dtype: str, device: str, seed: int = 0):
     return config, m
 
 
-def _param_bytes(model) -> int:
-    return int(sum(p.nbytes for p in model.parameters()))  # tied weights once
-
-
 def measure_point(model, config, point: Point, device: str, repeats: int = 9, warmup: int = 2,
                   min_time: float = 0.02, max_time: float = 6.0, seed: int = 0,
                   clock: str = "wall") -> dict:
     """Time one point on an already built reference model; returns the measured fields."""
-    torch = _torch()
+    import torch
+
+    from costmodel.reference.timing import synchronizer, time_call
+
     gen = torch.Generator(device="cpu").manual_seed(seed)
     B, s = point.batch, point.context
     V = config.vocab_size
     idx = torch.randint(V, (B, s), generator=gen).to(device)
     nxt = torch.randint(V, (B, 1), generator=gen).to(device)
-    sync = synchronizer(device)
-    static_max_len = 0
-    with torch.inference_mode():
-        if point.phase == "prefill":
-            def fn():
-                return model(idx, kv_cache=model.empty_kv_cache())
-            kv_bytes = fn()[2].nbytes
-        elif point.phase == "decode_dynamic":
-            _, _, cache = model(idx, kv_cache=model.empty_kv_cache())
-
-            def fn():
-                return model(nxt, kv_cache=cache)   # functional: ``cache`` is not modified
-            kv_bytes = fn()[2].nbytes
-        elif point.phase == "decode_static":
-            static_max_len = config.block_size
-            model.setup_static_cache(B, static_max_len)
-            model(idx, input_pos=0)
-
-            def fn():
-                return model(nxt, input_pos=s)      # rewrites position s each call
-            fn()
-            kv_bytes = model.static_cache_nbytes
-        else:
-            def fn():
-                return model(idx)
-            kv_bytes = 0
-        try:
-            t = time_call(fn, repeats=repeats, warmup=warmup, min_time=min_time, sync=sync,
-                          max_time=max_time, clock=clock)
-        finally:
-            model.clear_static_cache()
-    return {"time": t, "kv_cache_bytes_measured": int(kv_bytes), "static_max_len":
-            static_max_len}
+    with torch.inference_mode(), reference_pass(model, point.phase, idx, nxt) as p:
+        t = time_call(p.run, repeats=repeats, warmup=warmup, min_time=min_time,
+                      sync=synchronizer(device), max_time=max_time, clock=clock)
+    return {"time": t, "kv_cache_bytes_measured": p.kv_cache_bytes,
+            "static_max_len": p.static_max_len}
 
 
 def _row(point: Point, config, meas: dict, info: dict, warmup: int) -> dict:
-    spec = spec_for(config)
-    opts = options_for(config, point.phase)
+    spec = config.to_spec()
+    q, c, cache = point.workload
     nbytes = BYTES_PER_DTYPE[point.dtype]
     t = meas["time"]
     row = {"point_id": point.point_id, "model": point.model}
-    row.update({c: getattr(spec, c) for c in SPEC_COLUMNS})
-    row.update(opts)
+    row.update({col: getattr(spec, col) for col in SPEC_COLUMNS})
+    row.update(reference_options(cache, config.attn_impl))
     row.update({
-        "phase": point.phase, "cache": point.cache, "batch": point.batch,
-        "new_tokens": point.new_tokens, "cached_tokens": point.cached_tokens,
-        "context": point.context, "static_max_len": meas["static_max_len"],
+        "phase": point.phase, "cache": cache, "batch": point.batch, "new_tokens": q,
+        "cached_tokens": c, "context": point.context, "static_max_len": meas["static_max_len"],
         "dtype": point.dtype, "weight_bytes": nbytes, "act_bytes": nbytes, "kv_bytes": nbytes,
         "device": info["device"], "device_name": info["device_name"],
         "torch_version": info["torch_version"], "threads": info["threads"], "warmup": warmup,
@@ -302,16 +224,7 @@ def _row(point: Point, config, meas: dict, info: dict, warmup: int) -> dict:
         "param_bytes_measured": meas["param_bytes"],
         "gpt_config": json.dumps(config.to_dict(), sort_keys=True),
     })
-    return row
-
-
-def rows_to_csv(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
-    buf = io.StringIO()
-    cols = list(columns or (rows[0].keys() if rows else COLUMNS))
-    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    return {col: row[col] for col in COLUMNS}
 
 
 def measure(grid: str | Iterable[Point | dict] = "small", device: str = "cpu",
@@ -319,7 +232,9 @@ def measure(grid: str | Iterable[Point | dict] = "small", device: str = "cpu",
             warmup: int = 2, threads: int | None = 1, min_time: float = 0.02,
             max_time: float = 6.0, rounds: int = 1, clock: str | None = None,
             progress=None) -> list[dict]:
-    """Measure every point of ``grid`` and (optionally) write the CSV atomically.
+    """Measure every point of ``grid`` and (optionally) write the CSV (all-or-nothing: a
+    failure leaves any file at ``out_csv`` as it was; a folder given as ``out_csv`` fails
+    before anything is measured).
 
     ``grid``: 'tiny' (4 gpt-nano points), 'small' (32 points, seconds), 'full' (5 models ×
     B ∈ {1, 4} × s ∈ {32, 128, 512} × 4 phases = 120 points, minutes) or a list of
@@ -331,17 +246,42 @@ def measure(grid: str | Iterable[Point | dict] = "small", device: str = "cpu",
     time of the measuring thread) or ``wall``; the wall-clock median is recorded either way.
     ``progress``: called with (i, n, point_id, seconds) after each point of each round.
     """
+    with OutputSet() as out:
+        if out_csv is not None:
+            out.write_bytes(out_csv, b"")          # the destination is checked now
+        rows = _measure(grid, device, dtype, repeats, warmup, threads, min_time, max_time,
+                        rounds, clock, progress)
+        if out_csv is not None:
+            out.write_text(out_csv, measurements_text(rows))
+    return rows
+
+
+def measurements_text(rows: Sequence[dict]) -> str:
+    """The measurement CSV of :func:`measure`'s rows."""
+    return csv_text(rows, COLUMNS)
+
+
+def _measure(grid, device, dtype, repeats, warmup, threads, min_time, max_time, rounds, clock,
+             progress) -> list[dict]:
+    from costmodel.reference.timing import (
+        check_device,
+        default_clock,
+        describe_device,
+        get_clock,
+        require_torch,
+        summarize,
+    )
+
     device = check_device(device)
     check_positive_int("repeats", repeats)
     check_positive_int("rounds", rounds)
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup: must be an integer >= 0, got {warmup!r}")
+    check_int("warmup", warmup, 0, 10**6)
     points = grid_points(grid, dtype)
     for p in points:
         if p.dtype == "fp16" and device == "cpu":
             raise ValueError("dtype: fp16 matmuls are not a supported fast path on the CPU; "
                              "use fp32 or bf16")
-    torch = _torch()
+    torch = require_torch("measuring the reference model")
     prev = torch.get_num_threads()
     pooled: dict[str, dict] = {}
     try:
@@ -349,7 +289,7 @@ def measure(grid: str | Iterable[Point | dict] = "small", device: str = "cpu",
             check_positive_int("threads", threads)
             torch.set_num_threads(threads)
         clock = clock or default_clock(device, torch.get_num_threads())
-        _clock(clock)
+        get_clock(clock)
         info = describe_device(device)
         n = len(points) * rounds
         k = 0
@@ -360,9 +300,10 @@ def measure(grid: str | Iterable[Point | dict] = "small", device: str = "cpu",
                 if key not in built:
                     built.clear()   # one model in memory at a time (points grouped by model)
                     config, model = _build(point.model, point.dtype, device)
-                    built[key] = (config, model, _param_bytes(model))
+                    built[key] = (config, model,
+                                  int(sum(p.nbytes for p in model.parameters())))  # tied once
                 config, model, pbytes = built[key]
-                if point.cached_tokens + point.new_tokens > config.block_size:
+                if point.context > config.block_size:
                     raise ValueError(f"context: {point.context} exceeds {point.model}'s block "
                                      f"size {config.block_size}")
                 meas = measure_point(model, config, point, device, repeats, warmup, min_time,
@@ -388,26 +329,10 @@ def measure(grid: str | Iterable[Point | dict] = "small", device: str = "cpu",
         t["wall_median"] = float(summarize(t["walls"])["median"])
         t["rounds"] = rounds
         rows.append(_row(point, meas["config"], meas, info, warmup))
-    if out_csv is not None:
-        atomic_write_text(Path(out_csv), rows_to_csv(rows, COLUMNS))
-        Path(out_csv).chmod(0o644)      # the temp file's 0600 would keep others out
     return rows
 
 
 # --------------------------------------------------------------------------- speculative
-
-SPEC_COLUMNS_SPECULATIVE = ("gamma", "method", "time_s", "time_p10_s", "time_p90_s", "tokens",
-                            "prompts", "iterations", "accepted", "at_risk", "alpha_hat",
-                            "tokens_per_iteration", "prompt_tokens", "context_mean", "threads",
-                            "clock", "cache", "target_step_s", "draft_step_s", "verify_s",
-                            "pass_context",
-                            "device", "device_name", "torch_version", "target_config",
-                            "draft_config")
-
-
-def point_hash(text: str) -> int:
-    """A stable integer hash of a string (for train/test splits)."""
-    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 
 def _acceptance(res, gamma: int) -> tuple[int, int]:
@@ -423,6 +348,11 @@ def _acceptance(res, gamma: int) -> tuple[int, int]:
     return int(sum(acc)), int(at_risk)
 
 
+def speculative_text(rows: Sequence[dict]) -> str:
+    """The speculative CSV of :func:`measure_speculative`'s rows."""
+    return csv_text(rows, SPECULATIVE_COLUMNS)
+
+
 def measure_speculative(out_csv: str | Path | None = None, gammas: Sequence[int] = range(1, 9),
                         new_tokens: int | None = None, prompt_chars: int = 32, n_prompts: int = 3,
                         repeats: int = 7, device: str = "cpu", threads: int | None = 1,
@@ -433,42 +363,71 @@ def measure_speculative(out_csv: str | Path | None = None, gammas: Sequence[int]
     ``models``: optional (target, draft) GPT pair (default: ``reference.train.load_textpair``).
     Time per method = median over ``repeats`` of the total over ``n_prompts`` prompts.
     ``new_tokens`` defaults to what the models' block size leaves after the prompt and γ.
+    ``out_csv`` is written all-or-nothing.
     """
+    with OutputSet() as out:
+        if out_csv is not None:
+            out.write_bytes(out_csv, b"")
+        rows = _measure_speculative(gammas, new_tokens, prompt_chars, n_prompts, repeats,
+                                    device, threads, cache, models)
+        if out_csv is not None:
+            out.write_text(out_csv, speculative_text(rows))
+    return rows
+
+
+def _measure_speculative(gammas, new_tokens, prompt_chars, n_prompts, repeats, device, threads,
+                         cache, models) -> list[dict]:
+    from costmodel.reference.timing import (
+        check_device,
+        default_clock,
+        describe_device,
+        require_torch,
+        time_call,
+    )
+
     device = check_device(device)
-    torch = _torch()
+    torch = require_torch("measuring speculative decoding")
     from costmodel.reference.speculative import generate_speculative
 
+    gammas = [check_int("gamma", g, 1, MAX_GAMMA) for g in gammas]
+    if not gammas:
+        raise ValueError("gammas: give at least one γ")
+    check_positive_int("repeats", repeats)
+    check_positive_int("n_prompts", n_prompts)
+    check_positive_int("prompt_chars", prompt_chars)
+    check_choice("cache", cache, ("dynamic", "static"))
     if models is None:
         try:
-            from costmodel.reference.train import load_textpair
+            from costmodel.reference.train import load_corpus, load_textpair
             target, draft, tok = load_textpair(device=device)
-        except (FileNotFoundError, OSError, ImportError) as e:
+        except (FileNotFoundError, OSError) as e:
             raise ValueError(f"speculative: the trained target/draft pair is not available "
                              f"({e})") from None
-        corpus_ids = None
-        from costmodel.reference.train import load_corpus
         text = load_corpus()
         lines = [ln for ln in text.splitlines() if len(ln) >= prompt_chars][:200]
+        if not lines:
+            raise ValueError(f"prompt_chars: no corpus line has {prompt_chars} characters")
         prompts = [tok.encode(lines[(17 * i) % len(lines)][:prompt_chars])
                    for i in range(n_prompts)]
     else:
         target, draft = models
-        corpus_ids = torch.Generator().manual_seed(0)
+        gen = torch.Generator().manual_seed(0)
         prompts = [torch.randint(target.config.vocab_size, (prompt_chars,),
-                                 generator=corpus_ids).tolist() for _ in range(n_prompts)]
+                                 generator=gen).tolist() for _ in range(n_prompts)]
     target.eval()
     draft.eval()
-    gammas = list(gammas)
     room = min(target.config.block_size, draft.config.block_size) - prompt_chars - max(gammas)
     if new_tokens is None:
         new_tokens = room
-    if new_tokens < 1 or new_tokens > room:
-        raise ValueError(f"new_tokens: {new_tokens} does not fit the block size (at most "
+    if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or not 1 <= new_tokens \
+            <= room:
+        raise ValueError(f"new_tokens: {new_tokens!r} does not fit the block size (at most "
                          f"{room} after a {prompt_chars}-token prompt and γ = {max(gammas)})")
     prev = torch.get_num_threads()
     rows: list[dict] = []
     try:
         if threads is not None:
+            check_positive_int("threads", threads)
             torch.set_num_threads(threads)
         info = describe_device(device)
         clock = default_clock(device, torch.get_num_threads())
@@ -527,19 +486,9 @@ def measure_speculative(out_csv: str | Path | None = None, gammas: Sequence[int]
                          **base})
     finally:
         torch.set_num_threads(prev)
-    if out_csv is not None:
-        atomic_write_text(Path(out_csv), rows_to_csv(rows, ["gamma", "method", *[
-            c for c in SPEC_COLUMNS_SPECULATIVE if c not in ("gamma", "method")]]))
-        Path(out_csv).chmod(0o644)
-    return rows
+    return [{col: r[col] for col in SPECULATIVE_COLUMNS} for r in rows]
 
 
-def speculative_path(measurements_csv: str | Path) -> Path:
-    """Where the speculative measurements sit beside a grid CSV: ``<stem>_speculative.csv``."""
-    p = Path(measurements_csv)
-    return p.with_name(f"{p.stem}_speculative.csv")
-
-
-__all__ = ["COLUMNS", "GRIDS", "MODELS", "PHASES", "Point", "grid_points", "gpt_config",
-           "measure", "measure_point", "measure_speculative", "options_for", "point_hash",
-           "spec_for", "spec_from_row", "speculative_path"]
+__all__ = ["GRIDS", "MODELS", "PHASES", "Point", "ReferencePass", "gpt_config", "grid_points",
+           "measure", "measure_point", "measure_speculative", "measurements_text",
+           "reference_pass", "speculative_text"]

@@ -1,4 +1,4 @@
-r"""The roofline over a grid: batch × context × TP × hardware, vectorised.
+r"""The roofline over a grid (`sweep`): batch × context × TP × hardware, vectorised.
 
 The same operator expressions as :func:`costmodel.analyze` (one compiled function per model
 structure, evaluated on numpy arrays) and the same pricing (:func:`costmodel.pricing.price`,
@@ -15,7 +15,7 @@ from functools import cache
 
 import numpy as np
 
-from costmodel.batch import KV_PER_REQUEST_PER_GPU, check_tp
+from costmodel.batch import batch_formulas, check_tp
 from costmodel.checks import (
     MAX_GAMMA,
     check_choice,
@@ -27,12 +27,14 @@ from costmodel.checks import (
 from costmodel.formula import compile_numeric
 from costmodel.lazy import deferred
 from costmodel.ops import Op, Options, _operators, spec_flags
-from costmodel.params import param_count
+from costmodel.params import resolve_weight_bytes, weight_memory
+from costmodel.presets import engine as engine_preset
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import model as model_preset
 from costmodel.pricing import Machine, allreduce_time, op_classes, price
-from costmodel.roofline import ARGS, default_act_bytes
+from costmodel.roofline import ARGS, default_act_bytes, model_args
 from costmodel.specs import DTYPES, HardwareSpec, ModelSpec
+from costmodel.symbols import model_values
 from costmodel.workload import PHASES, substitute, writes_cache
 
 pd = deferred("pandas")
@@ -46,19 +48,22 @@ class _Totals:
 
 
 @cache
-def _compiled_totals(flags: tuple, options: Options) -> _Totals:
-    """Per operator (flops, bytes, comm bytes, rows) per occurrence."""
+def _compiled_totals(flags, options: Options) -> _Totals:
+    """Per operator (flops, bytes, comm bytes, rows, count) per occurrence."""
     ops = _operators(flags, options)
-    return _Totals(ops, compile_numeric(ARGS, [x for op in ops for x in
-                                               (op.flops, op.bytes, op.comm_bytes, op.rows)]))
+    return _Totals(ops, compile_numeric(ARGS, [x for op in ops for x in (
+        op.flops, op.bytes, op.comm_bytes, op.rows, op.count)]))
 
 
 def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, context=1024, tp=1,
-          phase: str = "decode", gamma: int = 4, chunk: int = 1, weight_bytes: float = 2,
-          kv_bytes: float = 2, act_bytes: float | None = None, dtype: str | None = None,
-          eta_c: float | None = None, eta_m: float | None = None,
-          eta_c_skinny: float | None = None, eta_m_elementwise: float | None = None,
-          kernel_overhead: float | None = None, mem_util: float = 1.0, **options):
+          phase: str = "decode", gamma: int = 4, chunk: int = 1,
+          weight_bytes: float | None = None, kv_bytes: float = 2,
+          act_bytes: float | None = None, dtype: str | None = None,
+          quant: str | None = None, engine=None, eta_c: float | None = None,
+          eta_m: float | None = None, eta_c_skinny: float | None = None,
+          eta_m_elementwise: float | None = None, eta_m_quant: float | None = None,
+          kernel_overhead: float | None = None, step_overhead: float | None = None,
+          layer_overhead: float | None = None, mem_util: float = 1.0, **options):
     """The roofline over the cartesian product batch × context × tp × hardware.
 
     ``phase`` substitutes (q, c) (:mod:`costmodel.workload`). Returns a DataFrame with one row
@@ -78,6 +83,11 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
         check_tp(m, int(t))
     gamma = check_int("gamma", gamma, 1, MAX_GAMMA)
     chunk = check_int("chunk", chunk)
+    profile = None if engine is None else engine_preset(engine)
+    if "attention" not in options and profile is not None:
+        options["attention"] = profile.attention
+    prec = resolve_weight_bytes(m, weight_bytes, quant=quant)
+    weight_bytes, expert_weight_bytes = prec.weight_bytes, prec.expert_weight_bytes
     act_bytes = default_act_bytes(weight_bytes) if act_bytes is None else act_bytes
     for name, value in (("weight_bytes", weight_bytes), ("kv_bytes", kv_bytes),
                         ("act_bytes", act_bytes)):
@@ -87,12 +97,11 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
     B_, C_, T_ = np.meshgrid(bs, cs, tps, indexing="ij")
     qv, cv = substitute(phase, C_, gamma, chunk)
     comp = _compiled_totals(spec_flags(m), opts)
-    vals = comp.fn(m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.head_dim, m.d_ff,
-                   m.vocab_size, B_, qv, cv, T_, weight_bytes, act_bytes, kv_bytes)
+    vals = comp.fn(*model_args(m), B_, qv, cv, T_, 1, 1, weight_bytes, expert_weight_bytes,
+                   act_bytes, kv_bytes)
     per_op = []
     for i, op in enumerate(comp.ops):
-        count = m.n_layers if op.per_layer else 1
-        f, b, comm, rows = (np.asarray(v, dtype=float) for v in vals[4 * i:4 * i + 4])
+        f, b, comm, rows, count = (np.asarray(v, dtype=float) for v in vals[5 * i:5 * i + 5])
         per_op.append((op, f * count, b * count, comm, rows, count))
     shape = B_.shape
     flops = np.zeros(shape)
@@ -100,30 +109,35 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
     for _, f, b, *_ in per_op:
         flops += f
         nbytes += b
-    kv_gpu = KV_PER_REQUEST_PER_GPU(n_layers=m.n_layers, n_kv_heads=m.n_kv_heads,
-                                    head_dim=m.head_dim, context=cv + qv, tp=T_,
-                                    kv_bytes=kv_bytes)
+    kv_formula = batch_formulas(spec_flags(m), opts.mla)["kv_per_request_per_gpu"]
+    kv_gpu = kv_formula(**{**model_values(m), "context": cv + qv, "tp": T_,
+                           "kv_bytes": kv_bytes})
     # the no-cache baseline keeps no KV cache between steps: only the weights must fit
-    need = param_count(m) * weight_bytes / T_ + (B_ * kv_gpu if opts.kv_cache else 0)
+    need = weight_memory(m, weight_bytes, expert_weight_bytes) / T_ + \
+        (B_ * kv_gpu if opts.kv_cache else 0)
     new_tokens = B_ * qv if opts.kv_cache else B_
     names = list(dict.fromkeys(h.name for h in hws))
     frames = []
     for h in hws:
         if (tps > 1).any() and h.interconnect_bandwidth <= 0:
             raise ValueError(f"tp: {h.name} has no interconnect bandwidth")
-        mach = Machine.of(h, dtype, weight_bytes, eta_c=eta_c, eta_m=eta_m,
-                          eta_c_skinny=eta_c_skinny, eta_m_elementwise=eta_m_elementwise,
-                          kernel_overhead=kernel_overhead)
+        mach = Machine.of(h, dtype, weight_bytes, profile, prec.format, eta_c=eta_c,
+                          eta_m=eta_m, eta_c_skinny=eta_c_skinny,
+                          eta_m_elementwise=eta_m_elementwise, eta_m_quant=eta_m_quant,
+                          kernel_overhead=kernel_overhead, step_overhead=step_overhead,
+                          layer_overhead=layer_overhead)
         terms = mach.efficiency.terms
-        time = np.zeros(shape)
+        time = np.full(shape, mach.efficiency.pass_overhead(m.n_layers))
         sums = {"compute": np.zeros(shape), "memory": np.zeros(shape),
                 "communication": np.zeros(shape)}
         for op, f, b, comm, rows, count in per_op:
             skinny, streaming = op_classes(op.kind, rows, mach.efficiency.skinny_rows)
+            op_bytes = expert_weight_bytes if op.name.startswith("experts_") else weight_bytes
+            quantized = op.kind == "matmul" and op_bytes < mach.element_bytes
             comm_t = allreduce_time(comm, T_, mach.link_bandwidth, mach.link_latency) * count
             kernels = op.kernels * count * ((f + b) > 0)
             p = price(f / mach.peak, b / mach.bandwidth, comm_t, kernels, skinny, streaming,
-                      **terms)
+                      quantized, **terms)
             time += p.time
             sums["compute"] += p.compute
             sums["memory"] += p.memory

@@ -16,152 +16,35 @@ What is measured (PyTorch, eager, on ``device``, with ``threads`` intra-op threa
   (``torch.add(a, b, out=c)``): dispatcher + launch (on a GPU, timed with synchronisation over
   a long loop, so it is the launch throughput). A small ``nn.Linear`` call is recorded beside it.
 
-Timings are medians of repeats (each repeat times enough back-to-back calls to last
-``min_time``); p10 and p90 are kept in ``extra`` with the machine description (CPU model, cores,
-threads, torch version). Everything is in SI units: FLOP/s, bytes/s, seconds.
+Timings are medians of repeats (:func:`costmodel.reference.timing.time_call`); p10 and p90 are
+kept in ``extra`` with the machine description (CPU model, cores, threads, torch version).
+Everything is in SI units: FLOP/s, bytes/s, seconds. The efficiencies stay ideal (η = 1):
+``costmodel validate`` fits them.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import math
-import os
-import platform
 import re
-import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from costmodel.machine import cpu_model_name, system_memory_bytes
-from costmodel.specs import DTYPES, HardwareSpec
+from costmodel.checks import check_positive_int
+from costmodel.files import OutputSet
+from costmodel.specs import DTYPES, HardwareSpec, to_json
 
-DEVICES = ("cpu", "cuda")
 TORCH_DTYPES = {"fp32": "float32", "tf32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-
-
-# --------------------------------------------------------------------------- timing
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError as e:  # pragma: no cover - the reference extra is missing
-        raise ValueError("calibration needs torch (pip install 'costmodel[reference]')") from e
-    return torch
-
-
-def synchronizer(device: str) -> Callable[[], None]:
-    """A function that waits for ``device`` to finish queued work (a no-op on the CPU)."""
-    if device.startswith("cuda"):
-        torch = _torch()
-        return torch.cuda.synchronize
-    return lambda: None
-
-
-CLOCKS = ("wall", "thread")
-
-
-def _clock(clock: str) -> Callable[[], float]:
-    if clock == "wall":
-        return time.perf_counter
-    if clock == "thread":
-        return time.thread_time
-    raise ValueError(f"clock: unknown {clock!r} (choose from {', '.join(CLOCKS)})")
-
-
-def time_call(fn: Callable[[], Any], repeats: int = 7, warmup: int = 2, min_time: float = 0.0,
-              sync: Callable[[], None] = lambda: None, max_time: float | None = None,
-              clock: str = "wall") -> dict:
-    """Median seconds per call of ``fn``, with spread.
-
-    ``warmup`` untimed calls, then ``repeats`` samples; each sample times ``inner`` back-to-back
-    calls (chosen from the warm-up so a sample lasts at least ``min_time``) and divides. With
-    ``max_time``, repeats stop early once that many seconds have been spent (at least 3 kept).
-    ``clock``: ``wall`` (perf_counter) or ``thread`` (CPU time of the calling thread: with one
-    intra-op thread, the work's own time, unaffected by time slices other processes get on a
-    shared machine). Returns median, p10, p90, q25, q75 (seconds per call), repeats, inner,
-    the samples, and the wall-clock median beside the chosen one.
-    """
-    now = _clock(clock)
-    t_est = 0.0
-    for _ in range(max(warmup, 1)):
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        t_est = time.perf_counter() - t0
-        if max_time is not None and 3 * t_est > max_time:
-            break               # a slow call: one warm-up is enough
-    inner = max(1, math.ceil(min_time / t_est)) if min_time > 0 and t_est > 0 else 1
-    samples: list[float] = []
-    walls: list[float] = []
-    spent = 0.0
-    for i in range(repeats):
-        sync()
-        w0 = time.perf_counter()
-        t0 = now()
-        for _ in range(inner):
-            fn()
-        sync()
-        dt = now() - t0
-        dw = time.perf_counter() - w0
-        samples.append(dt / inner)
-        walls.append(dw / inner)
-        spent += dw
-        if max_time is not None and spent > max_time and i + 1 >= 3:
-            break
-    return summarize(samples) | {"inner": inner, "samples": samples, "walls": walls,
-                                 "wall_median": float(statistics.median(walls)),
-                                 "clock": clock}
-
-
-def _quantile(sorted_values: Sequence[float], p: float) -> float:
-    """Linear-interpolation quantile of an already sorted list (numpy's default method)."""
-    if len(sorted_values) == 1:
-        return float(sorted_values[0])
-    pos = p * (len(sorted_values) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo))
-
-
-def summarize(samples: Sequence[float]) -> dict:
-    s = sorted(samples)
-    return {"median": float(statistics.median(s)), "p10": _quantile(s, 0.10),
-            "p90": _quantile(s, 0.90), "q25": _quantile(s, 0.25), "q75": _quantile(s, 0.75),
-            "repeats": len(s)}
-
-
-# --------------------------------------------------------------------------- machine
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unknown"
 
 
-def check_device(device: str) -> str:
-    """'cpu', 'cuda' or 'cuda:N', available on this machine; ValueError otherwise."""
-    if not isinstance(device, str) or not (device in DEVICES or re.fullmatch(r"cuda:\d+", device)):
-        raise ValueError(f"device: unknown {device!r} (choose from cpu, cuda, cuda:N)")
-    if device.startswith("cuda"):
-        torch = _torch()
-        if not torch.cuda.is_available():
-            raise ValueError(f"device: {device} is not available on this machine "
-                             "(torch.cuda.is_available() is False; this torch is "
-                             f"{torch.__version__})")
-        index = int(device.split(":")[1]) if ":" in device else 0
-        if index >= torch.cuda.device_count():
-            raise ValueError(f"device: {device} is not available (this machine has "
-                             f"{torch.cuda.device_count()} CUDA devices)")
-    return device
-
-
 def check_dtypes(dtype: str | Sequence[str], device: str) -> list[str]:
     """One dtype or several ('fp32', 'fp32,bf16', ['fp32', 'bf16']) valid for ``device``."""
     names = [d.strip() for d in dtype.split(",")] if isinstance(dtype, str) else list(dtype)
-    if not names or any(not d for d in names):
+    if not names or any(not isinstance(d, str) or not d for d in names):
         raise ValueError(f"dtype: give at least one dtype, got {dtype!r}")
     for d in names:
         if d not in TORCH_DTYPES:
@@ -171,25 +54,6 @@ def check_dtypes(dtype: str | Sequence[str], device: str) -> list[str]:
         if d == "tf32" and not device.startswith("cuda"):
             raise ValueError("dtype: tf32 exists only on CUDA devices")
     return list(dict.fromkeys(names))
-
-
-def describe_device(device: str, threads: int | None = None) -> dict:
-    """The machine as measurements record it: device name, cores, threads, versions."""
-    torch = _torch()
-    info = {"device": device, "torch_version": torch.__version__,
-            "python_version": platform.python_version(), "cores": os.cpu_count() or 1,
-            "threads": int(threads if threads is not None else torch.get_num_threads()),
-            "cpu_model": cpu_model_name()}
-    if device.startswith("cuda"):
-        props = torch.cuda.get_device_properties(torch.device(device))
-        info["device_name"] = props.name
-        info["cuda_version"] = torch.version.cuda
-    else:
-        info["device_name"] = info["cpu_model"]
-    return info
-
-
-# --------------------------------------------------------------------------- measurements
 
 
 def _matmul_shapes(quick: bool, device: str) -> list[tuple[str, int, int, int]]:
@@ -204,15 +68,12 @@ def _matmul_shapes(quick: bool, device: str) -> list[tuple[str, int, int, int]]:
     return shapes
 
 
-def default_clock(device: str, threads: int | None) -> str:
-    """``thread`` (CPU time of the calling thread) for one CPU thread, else ``wall``."""
-    return "thread" if device == "cpu" and threads == 1 else "wall"
-
-
 def measure_matmul(device: str, dtype: str, quick: bool = False, clock: str = "wall"
                    ) -> list[dict]:
     """FLOP/s of torch.matmul for square and skinny shapes (2·m·k·n FLOPs each)."""
-    torch = _torch()
+    from costmodel.reference.timing import require_torch, synchronizer, time_call
+
+    torch = require_torch("calibration")
     tdt = getattr(torch, TORCH_DTYPES[dtype])
     sync = synchronizer(device)
     rows = []
@@ -241,7 +102,9 @@ def measure_matmul(device: str, dtype: str, quick: bool = False, clock: str = "w
 
 def measure_copy(device: str, quick: bool = False, clock: str = "wall") -> list[dict]:
     """Bytes/s of dst.copy_(src) (read + write counted) for buffers far larger than the caches."""
-    torch = _torch()
+    from costmodel.reference.timing import require_torch, synchronizer, time_call
+
+    torch = require_torch("calibration")
     sync = synchronizer(device)
     mib = [64] if quick else [128, 256, 512]
     if device.startswith("cuda"):
@@ -262,7 +125,9 @@ def measure_copy(device: str, quick: bool = False, clock: str = "wall") -> list[
 
 def measure_overhead(device: str, quick: bool = False, clock: str = "wall") -> dict:
     """Seconds per call of a one-element op (the per-kernel fixed cost) and of a small Linear."""
-    torch = _torch()
+    from costmodel.reference.timing import require_torch, synchronizer, time_call
+
+    torch = require_torch("calibration")
     sync = synchronizer(device)
     a = torch.ones(1, device=device)
     b = torch.ones(1, device=device)
@@ -304,18 +169,38 @@ def calibrate(device: str = "cpu", dtype: str | Sequence[str] = "fp32", quick: b
     measuring thread, the default with one CPU thread: robust to other processes sharing the
     cores) or ``wall``. Unknown or unavailable devices raise ValueError.
     """
-    device = check_device(device)
-    dtypes = check_dtypes(dtype, device)
-    torch = _torch()
-    if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0:
-            raise ValueError(f"threads: must be a positive integer, got {threads!r}")
+    from costmodel.reference.timing import check_device
+
+    with OutputSet() as files:
+        if out is not None:
+            files.write_bytes(out, b"")            # the destination is checked now
+        device = check_device(device)
+        dtypes = check_dtypes(dtype, device)
+        if threads is not None:
+            check_positive_int("threads", threads)
+        hw = _calibrate(device, dtypes, quick, threads, name, clock)
+        if out is not None:
+            files.write_text(out, to_json(hw.to_dict()))
+    return hw
+
+
+def _calibrate(device: str, dtypes: list[str], quick: bool, threads: int | None,
+               name: str | None, clock: str | None) -> HardwareSpec:
+    from costmodel.reference.timing import (
+        default_clock,
+        describe_device,
+        get_clock,
+        require_torch,
+        system_memory_bytes,
+    )
+
+    torch = require_torch("calibration")
     prev_threads = torch.get_num_threads()
     try:
         if threads is not None:
             torch.set_num_threads(threads)
         clock = clock or default_clock(device, torch.get_num_threads())
-        _clock(clock)
+        get_clock(clock)
         t_start = time.perf_counter()
         matmul = [row for d in dtypes for row in measure_matmul(device, d, quick, clock)]
         copy = measure_copy(device, quick, clock)
@@ -332,7 +217,7 @@ def calibrate(device: str = "cpu", dtype: str | Sequence[str] = "fp32", quick: b
         memory = system_memory_bytes()
     today = _dt.date.today().isoformat()
     hw = HardwareSpec(
-        name=name or f"{'cpu' if device == 'cpu' else 'cuda'}-{_slug(info['device_name'])}",
+        name=name or f"{device.split(':')[0]}-{_slug(info['device_name'])}",
         memory_bytes=memory, bandwidth=float(bandwidth),
         peak_flops={d: float(v) for d, v in peaks.items()},
         kernel_overhead=float(overhead["op_call_s"]),
@@ -345,13 +230,8 @@ def calibrate(device: str = "cpu", dtype: str | Sequence[str] = "fp32", quick: b
                "calibration_seconds": round(elapsed, 3), "matmul": matmul, "copy": copy,
                "overhead": overhead},
     )
-    if out is not None:
-        hw.save(out)
-        Path(out).chmod(0o644)          # the temp file's 0600 would keep others out
     return hw
 
 
-__all__ = ["CLOCKS", "calibrate", "check_device", "check_dtypes", "cpu_model_name",
-           "default_clock", "describe_device",
-           "measure_copy", "measure_matmul", "measure_overhead", "summarize",
-           "system_memory_bytes", "time_call"]
+__all__ = ["TORCH_DTYPES", "calibrate", "check_dtypes", "measure_copy", "measure_matmul",
+           "measure_overhead"]

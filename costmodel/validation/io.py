@@ -1,0 +1,556 @@
+"""The measurement files: the CSV schema of ``costmodel measure`` (grid and speculative), the
+readers that check every row before anything is computed, and the calibration reader.
+
+A measurement row is one pass of the reference model: its ModelSpec fields, the inference
+options it ran with, the workload (phase, cache, B, q, c, dtype and byte widths), the timing,
+the machine, the bytes it allocated, and its ``GPTConfig`` as JSON. The readers name the file,
+the row (``row 1`` = the first line under the header) and the field of anything wrong: a time
+that is not a positive number of seconds, a count with a fraction, a flag that is not true or
+false, a token count beyond the model's context, an unknown dtype, a duplicate point, a missing
+column, a file that is not UTF-8 CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import numbers
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from costmodel.checks import (
+    MAX_COUNT,
+    MAX_GAMMA,
+    check_bool,
+    check_choice,
+    check_dim,
+    check_element_bytes,
+    check_int,
+    check_mapping,
+    check_number,
+    check_text,
+)
+from costmodel.files import parse_json
+from costmodel.lazy import deferred
+from costmodel.ops import ATTENTION, CAUSAL, KV_UPDATE, LM_HEAD
+from costmodel.specs import (
+    ACTIVATIONS,
+    DTYPES,
+    MODEL_FLAGS,
+    NORMS,
+    POSITIONS,
+    HardwareSpec,
+    ModelSpec,
+)
+from costmodel.workload import (
+    ATTENTION_IMPLS,
+    CACHES,
+    MEASURED_PHASES,
+    reference_options,
+    substitute,
+)
+
+pd = deferred("pandas")
+
+#: Bytes per element of the dtypes the reference model is measured in.
+BYTES_PER_DTYPE = {"fp32": 4, "bf16": 2, "fp16": 2}
+SPEC_COLUMNS = ("n_layers", "d_model", "n_heads", "vocab_size", "max_context", "n_kv_heads",
+                "head_dim", "d_ff", "gated_mlp", "activation", "norm", "qkv_bias", "out_bias",
+                "mlp_bias", "lm_head_bias", "tied_embeddings", "positions")
+OPTION_COLUMNS = ("attention", "causal", "lm_head", "kv_cache")
+TIME_COLUMN = "time_s"
+#: Every column ``costmodel measure`` writes, in order.
+COLUMNS = ("point_id", "model", *SPEC_COLUMNS, *OPTION_COLUMNS, "kv_update", "phase", "cache",
+           "batch", "new_tokens", "cached_tokens", "context", "static_max_len", "dtype",
+           "weight_bytes", "act_bytes", "kv_bytes", "device", "device_name", "torch_version",
+           "threads", "warmup", "repeats", "inner", TIME_COLUMN, "time_p10_s", "time_p90_s",
+           "time_q25_s", "time_q75_s", "time_wall_s", "clock", "rounds",
+           "kv_cache_bytes_measured", "param_bytes_measured", "gpt_config")
+#: The columns a prediction needs.
+REQUIRED_COLUMNS = ("point_id", "model", *SPEC_COLUMNS, *OPTION_COLUMNS, "phase", "cache",
+                    "batch", "new_tokens", "cached_tokens", "dtype", "weight_bytes", "act_bytes",
+                    "kv_bytes", TIME_COLUMN)
+#: The columns the exact checks (FLOPs, KV and parameter bytes) need besides.
+CHECK_COLUMNS = ("static_max_len", "kv_cache_bytes_measured", "param_bytes_measured",
+                 "gpt_config")
+#: Columns of the speculative CSV (``costmodel measure --speculative``), in order.
+SPECULATIVE_COLUMNS = ("gamma", "method", "time_s", "time_p10_s", "time_p90_s", "tokens",
+                       "prompts", "iterations", "accepted", "at_risk", "alpha_hat",
+                       "tokens_per_iteration", "prompt_tokens", "context_mean", "threads",
+                       "clock", "cache", "target_step_s", "draft_step_s", "verify_s",
+                       "pass_context", "device", "device_name", "torch_version",
+                       "target_config", "draft_config")
+SPECULATIVE_REQUIRED = ("gamma", "method", "time_s", "accepted", "at_risk", "context_mean",
+                        "target_config", "draft_config")
+_FOREIGN_TIME = re.compile(r"(time|latency|duration|elapsed)\w*_(ms|us|µs|ns|min|h)$|"
+                           r"^(ms|us|ns|milliseconds|microseconds)$", re.IGNORECASE)
+#: The largest tensor (elements) a measured point may ask the reference model to build.
+MAX_TENSOR_ELEMENTS = 2**53
+#: Seconds columns other than the median: positive where given.
+_OTHER_TIMES = ("time_p10_s", "time_p90_s", "time_q25_s", "time_q75_s", "time_wall_s")
+#: Counts that describe how a point was timed (the report quotes them): integers where given.
+_TIMING_COUNTS = {"threads": 1, "repeats": 1, "rounds": 1, "inner": 1, "warmup": 0}
+#: Measurement files larger than this are refused before parsing.
+MAX_CSV_BYTES = 64 * 2**20
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def point_hash(text: str) -> int:
+    """A stable integer hash of a string (the train/test split of the fit)."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
+
+def speculative_path(measurements_csv: str | Path) -> Path:
+    """Where the speculative measurements sit beside a grid CSV: ``<stem>_speculative.csv``."""
+    p = Path(measurements_csv)
+    return p.with_name(f"{p.stem}_speculative.csv")
+
+
+def measured_workload(phase: str, context: int) -> tuple[int, int, str]:
+    """(q, c, cache strategy) of a measured phase (``prefill``, ``decode_dynamic``,
+    ``decode_static``, ``no_cache``) at context s: :data:`costmodel.workload.MEASURED_PHASES`
+    and :func:`costmodel.workload.substitute`."""
+    check_choice("phase", phase, MEASURED_PHASES)
+    name, cache = MEASURED_PHASES[phase]
+    q, c = substitute(name, context)
+    return int(q), int(c), cache
+
+
+def context_of(phase: str, new_tokens: int, cached_tokens: int) -> int:
+    """The context s of a measured pass, the inverse of :func:`measured_workload`: c for the
+    phases that substitute c = s (decode), else q (prefill, no cache)."""
+    _, c, _ = measured_workload(phase, 2)
+    return cached_tokens if c == 2 else new_tokens
+
+
+def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as CSV text with ``columns`` in order (how the measurement files are written)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _read_csv(path: str | Path, what: str):
+    """A CSV file as a DataFrame; ValueError naming the file when it cannot be one."""
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"{what}: {p} does not exist")
+    if p.is_dir():
+        raise ValueError(f"{what}: {p} is a folder, not a CSV file")
+    try:
+        size = p.stat().st_size
+        if size > MAX_CSV_BYTES:
+            raise ValueError(f"{what}: {p} is {size:,} bytes; at most {MAX_CSV_BYTES:,} are read")
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{what}: {p} cannot be read ({e.strerror or e})") from None
+    if not raw.strip():
+        raise ValueError(f"{what}: {p} is empty")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{what}: {p} is not UTF-8 text (byte {e.start})") from None
+    try:
+        return pd.read_csv(io.BytesIO(raw))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+        raise ValueError(f"{what}: {p} is not a readable CSV "
+                         f"({' '.join(str(e).split())})") from None
+
+
+class _Row:
+    """One row of a measurement file, with errors that name the file, the row and the field."""
+
+    def __init__(self, label: str, index: int, values: Mapping[str, Any], point: str = ""):
+        self.where = f"{label}, row {index + 1}" + (f" ({point})" if point else "")
+        self.values = values
+
+    def fail(self, field: str, message: str) -> ValueError:
+        return ValueError(f"{self.where}: {field}: {message}")
+
+    def raw(self, field: str) -> Any:
+        value = self.values[field]
+        if value is None or (isinstance(value, float) and math.isnan(value)) \
+                or (isinstance(value, str) and not value.strip()):
+            raise self.fail(field, "missing value")
+        return value
+
+    def _checked(self, field: str, check, *args):
+        try:
+            return check(field, _number(self.raw(field)), *args)
+        except ValueError as e:
+            raise ValueError(f"{self.where}: {e}") from None
+
+    def int(self, field: str, lo: int = 1, hi: int = MAX_COUNT) -> int:
+        return self._checked(field, check_int, lo, hi)
+
+    def number(self, field: str, lo: float = 0.0, hi: float = math.inf) -> float:
+        return self._checked(field, check_number, lo, hi)
+
+    def bool(self, field: str) -> bool:
+        value = self.raw(field)
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        try:
+            return check_bool(field, value)
+        except ValueError as e:
+            raise ValueError(f"{self.where}: {e}") from None
+
+    def choice(self, field: str, choices: Iterable[str]) -> str:
+        try:
+            return check_choice(field, self.raw(field), choices)
+        except ValueError as e:
+            raise ValueError(f"{self.where}: {e}") from None
+
+    def text(self, field: str) -> str:
+        try:
+            return check_text(field, self.raw(field))
+        except ValueError as e:
+            raise ValueError(f"{self.where}: {e}") from None
+
+    def json(self, field: str) -> dict:
+        data = parse_json(str(self.raw(field)), f"{self.where}: {field}")
+        if not isinstance(data, dict):
+            raise self.fail(field, "must be a JSON object")
+        return data
+
+
+def _number(value: Any) -> Any:
+    """A CSV cell as a number when it reads as one (a string "2.5" → 2.5); else unchanged, so
+    the check names what it got. numpy scalars become Python numbers."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            try:
+                return float(value)
+            except ValueError:
+                return value
+    return value
+
+
+def _missing_columns(df, required: Sequence[str], label: str, hint: str) -> None:
+    if TIME_COLUMN not in df.columns:
+        foreign = [c for c in df.columns if _FOREIGN_TIME.search(str(c))]
+        if foreign:
+            raise ValueError(f"{label} has {foreign[0]!r} but times must be in seconds in a "
+                             f"{TIME_COLUMN!r} column (convert the units; costmodel measure "
+                             "writes time_s)")
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"{label} lacks column(s) {missing} ({hint})")
+
+
+# --------------------------------------------------------------------------- grid CSV
+
+
+def _check_row(row: _Row, checks: bool) -> dict:
+    """The typed values of one measurement row (see the module docstring)."""
+    out: dict[str, Any] = {"point_id": row.text("point_id"), "model": row.text("model")}
+    for col in SPEC_COLUMNS:
+        if col in MODEL_FLAGS:
+            out[col] = row.bool(col)
+        elif col == "activation":
+            out[col] = row.choice(col, ACTIVATIONS)
+        elif col == "norm":
+            out[col] = row.choice(col, NORMS)
+        elif col == "positions":
+            out[col] = row.choice(col, POSITIONS)
+        else:
+            out[col] = row.int(col, 1, 2**31 - 1)
+    try:
+        spec = spec_of(out)
+    except ValueError as e:
+        raise ValueError(f"{row.where}: {e}") from None
+    phase = row.choice("phase", MEASURED_PHASES)
+    cache = row.choice("cache", CACHES)
+    if cache != MEASURED_PHASES[phase][1]:
+        raise row.fail("cache", f"phase {phase} runs the {MEASURED_PHASES[phase][1]} cache, "
+                                f"got {cache!r}")
+    limit = spec.max_context
+    q = row.int("new_tokens", 1, limit)
+    c = row.int("cached_tokens", 0, limit - 1)
+    if q + c > limit:
+        raise row.fail("cached_tokens", f"new_tokens + cached_tokens = {q + c} exceeds the "
+                                        f"model's context max_context = {limit}")
+    s = context_of(phase, q, c)
+    if measured_workload(phase, s)[:2] != (q, c):
+        raise row.fail("new_tokens", f"phase {phase} at context {s} has (q, c) = "
+                                     f"{measured_workload(phase, s)[:2]}, got ({q}, {c})")
+    if "context" in row.values and row.int("context", 1, limit) != s:
+        raise row.fail("context", f"must equal the pass's context {s} (phase {phase}, "
+                                  f"q = {q}, c = {c}), got {row.values['context']!r}")
+    batch = row.int("batch", 1, MAX_COUNT)
+    width = max(spec.vocab_size, 2 * spec.d_ff, spec.n_heads * (q + c), 3 * spec.d_model)
+    if batch * (q + c) * width > MAX_TENSOR_ELEMENTS:
+        raise row.fail("batch", f"{batch} sequences of {q + c} tokens make tensors of "
+                                f"{batch * (q + c) * width:.3g} elements, beyond what the "
+                                f"reference model can build (2**53)")
+    dtype = row.choice("dtype", BYTES_PER_DTYPE)
+    out.update(phase=phase, cache=cache, batch=batch, new_tokens=q, cached_tokens=c,
+               context=s, dtype=dtype)
+    for col in ("weight_bytes", "act_bytes", "kv_bytes"):
+        try:
+            out[col] = check_element_bytes(col, _number(row.raw(col)))
+        except ValueError as e:
+            raise ValueError(f"{row.where}: {e}") from None
+        if out[col] != BYTES_PER_DTYPE[dtype]:
+            raise row.fail(col, f"a {dtype} measurement has {BYTES_PER_DTYPE[dtype]} bytes per "
+                                f"element, got {out[col]:g}")
+        out[col] = int(out[col])
+    out[TIME_COLUMN] = row.number(TIME_COLUMN)
+    for col in _OTHER_TIMES:
+        if col in row.values and not _blank(row.values[col]):
+            out[col] = row.number(col)
+    for col, lo in _TIMING_COUNTS.items():
+        if col in row.values and not _blank(row.values[col]):
+            out[col] = row.int(col, lo, MAX_COUNT)
+    if "clock" in row.values and not _blank(row.values["clock"]):
+        out["clock"] = row.choice("clock", ("wall", "thread"))
+    config = row.json("gpt_config") if "gpt_config" in row.values \
+        and not _blank(row.values["gpt_config"]) else None
+    attn_impl = _attn_impl(row, config)
+    options = reference_options(cache, attn_impl)
+    out["attn_impl"] = attn_impl
+    for col in OPTION_COLUMNS + ("kv_update",):
+        if col not in row.values:
+            continue
+        recorded = row.bool(col) if col == "kv_cache" else row.choice(
+            col, {"attention": ATTENTION, "causal": CAUSAL, "lm_head": LM_HEAD,
+                  "kv_update": KV_UPDATE}[col])
+        want = options[col]
+        if col == "attention" and recorded == "standard" and want == "eager":
+            recorded = "eager"       # older files recorded the eager path as "standard"
+        if recorded != want:
+            raise row.fail(col, f"the reference model runs a {phase} pass with {col} = "
+                                f"{want!r}; the row records {recorded!r}")
+    if checks:
+        if config is None:
+            raise row.fail("gpt_config", "missing value (the exact checks rebuild the model)")
+        _check_config(row, config, spec)
+        static = row.int("static_max_len", 0, limit)
+        if cache == "static" and static < q + c:
+            raise row.fail("static_max_len", f"a static cache holding {q + c} positions needs "
+                                             f"static_max_len >= {q + c}, got {static}")
+        out["static_max_len"] = static
+        out["kv_cache_bytes_measured"] = row.int("kv_cache_bytes_measured", 0, MAX_COUNT)
+        out["param_bytes_measured"] = row.int("param_bytes_measured", 1, MAX_COUNT)
+    return out
+
+
+#: The exact checks build the reference model (on the meta device) layer by layer.
+MAX_CHECKED_LAYERS = 1024
+
+
+def _check_config(row: _Row, config: dict, spec: ModelSpec) -> None:
+    """The recorded ``GPTConfig`` must build the model the spec columns describe."""
+    from costmodel.reference.config import GPTConfig
+
+    try:
+        built = GPTConfig.from_dict(config).to_spec()
+    except (ValueError, TypeError) as e:
+        raise row.fail("gpt_config", " ".join(str(e).split())) from None
+    if built.replace(name=spec.name, source=spec.source) != spec:
+        diff = [f"{k} {getattr(built, k)!r} vs {getattr(spec, k)!r}" for k in SPEC_COLUMNS
+                if getattr(built, k) != getattr(spec, k)]
+        raise row.fail("gpt_config", f"describes another model than the row's spec columns "
+                                     f"({'; '.join(diff)})")
+    if spec.n_layers > MAX_CHECKED_LAYERS:
+        raise row.fail("n_layers", f"the exact checks build the model layer by layer; at most "
+                                   f"{MAX_CHECKED_LAYERS} layers, got {spec.n_layers}")
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) \
+        or (isinstance(value, str) and not value.strip())
+
+
+def _attn_impl(row: _Row, config: dict | None) -> str:
+    """The attention path a row ran: the GPTConfig's ``attn_impl`` when recorded, else the
+    ``attention`` column (``eager`` or the older ``standard`` = the eager path; ``fused`` =
+    SDPA)."""
+    if config is not None:
+        impl = config.get("attn_impl", "sdpa")
+        if impl not in ATTENTION_IMPLS:
+            raise row.fail("gpt_config", f"attn_impl must be one of {', '.join(ATTENTION_IMPLS)}"
+                                         f", got {impl!r}")
+        return impl
+    att = row.choice("attention", ("eager", "standard", "fused"))
+    return "sdpa" if att == "fused" else "eager"
+
+
+def spec_of(values: Mapping[str, Any]) -> ModelSpec:
+    """The ModelSpec written in a measurement row (its ``model`` name and spec columns)."""
+    return ModelSpec(name=str(values["model"]), **{c: values[c] for c in SPEC_COLUMNS})
+
+
+def read_measurements(source, checks: bool = False):
+    """A measurement CSV (``costmodel measure``) as a DataFrame with every row checked; the
+    errors name the file, the row and the field. ``source``: a path, or a DataFrame (rows are
+    checked alike). ``checks``: also require what the exact checks need (the ``gpt_config``
+    JSON, ``static_max_len`` and the measured bytes)."""
+    if isinstance(source, pd.DataFrame):
+        df, label = source.reset_index(drop=True), "measurements"
+    else:
+        label = f"measurements {Path(source)}"
+        df = _read_csv(source, "measurements")
+    _missing_columns(df, REQUIRED_COLUMNS + (CHECK_COLUMNS if checks else ()), label,
+                     "write it with `costmodel measure`")
+    if df.empty:
+        raise ValueError(f"{label} has no rows")
+    rows, seen = [], {}
+    for i, values in enumerate(df.to_dict("records")):
+        pid = values.get("point_id")
+        row = _Row(label, i, values, f"point {pid!r}" if isinstance(pid, str) else "")
+        typed = _check_row(row, checks)
+        if typed["point_id"] in seen:
+            raise row.fail("point_id", f"point {typed['point_id']!r} appears twice (first at "
+                                       f"row {seen[typed['point_id']] + 1})")
+        seen[typed["point_id"]] = i
+        rows.append(typed)
+    out = df.copy()
+    for col in rows[0]:
+        out[col] = [r[col] for r in rows]
+    return out
+
+
+def analysis_kwargs(row: Mapping[str, Any]) -> dict:
+    """``cm.analyze`` keyword arguments of a checked measurement row: its pass (B, q, c), byte
+    widths and dtype, and :func:`costmodel.workload.reference_options` of its cache and
+    attention path."""
+    return {"batch": int(row["batch"]), "new_tokens": int(row["new_tokens"]),
+            "cached_tokens": int(row["cached_tokens"]), "weight_bytes": row["weight_bytes"],
+            "act_bytes": row["act_bytes"], "kv_bytes": row["kv_bytes"],
+            "dtype": str(row["dtype"]),
+            **reference_options(str(row["cache"]), str(row["attn_impl"]))}
+
+
+# --------------------------------------------------------------------------- speculative CSV
+
+
+def read_speculative(path: str | Path):
+    """The speculative CSV (``costmodel measure --speculative``), checked: one
+    ``target_only`` row and ``speculative`` rows of distinct γ ≥ 1, every time a positive
+    number of seconds, ``accepted <= at_risk`` counts, both configs as JSON. Returns
+    (target-only row, speculative rows sorted by γ) as dicts."""
+    p = Path(path)
+    label = f"speculative measurements {p}"
+    df = _read_csv(p, "speculative measurements")
+    _missing_columns(df, SPECULATIVE_REQUIRED, label,
+                     "write it with `costmodel measure --speculative`")
+    base, spec, seen = None, [], {}
+    for i, values in enumerate(df.to_dict("records")):
+        row = _Row(label, i, values)
+        method = row.choice("method", ("target_only", "speculative"))
+        typed: dict[str, Any] = {"method": method, "row": i + 1,
+                                 "time_s": row.number("time_s"),
+                                 "context_mean": row.number("context_mean"),
+                                 "target_config": row.json("target_config"),
+                                 "draft_config": row.json("draft_config")}
+        for col in ("target_step_s", "draft_step_s", "verify_s"):
+            if col in values and not _blank(values[col]):
+                typed[col] = row.number(col)
+        if "cache" in values and not _blank(values["cache"]):
+            typed["cache"] = row.choice("cache", ("dynamic", "static"))
+        if "tokens_per_iteration" in values and not _blank(values["tokens_per_iteration"]):
+            typed["tokens_per_iteration"] = row.number("tokens_per_iteration", 0, MAX_COUNT)
+        if method == "target_only":
+            if base is not None:
+                raise row.fail("method", f"a second target_only row (the first is row "
+                                         f"{base['row']})")
+            typed["gamma"] = row.int("gamma", 0, 0)
+            base = typed
+            continue
+        gamma = row.int("gamma", 1, MAX_GAMMA)
+        at_risk = row.int("at_risk", 1, MAX_COUNT)
+        accepted = row.int("accepted", 0, MAX_COUNT)
+        if accepted > at_risk:
+            raise row.fail("accepted", f"{accepted} accepted of {at_risk} drafted tokens at "
+                                       "risk: an acceptance above 1")
+        if "alpha_hat" in values and not _blank(values["alpha_hat"]):
+            try:
+                check_number("alpha_hat", _number(values["alpha_hat"]), 0.0, 1.0,
+                             open_lo=False)
+            except ValueError as e:
+                raise ValueError(f"{row.where}: {e}") from None
+        if gamma in seen:
+            raise row.fail("gamma", f"γ = {gamma} appears twice (first at row {seen[gamma]})")
+        seen[gamma] = i + 1
+        typed.update(gamma=gamma, accepted=accepted, at_risk=at_risk)
+        spec.append(typed)
+    if base is None or not spec:
+        raise ValueError(f"{label} needs a target_only row and speculative rows")
+    alpha = sum(r["accepted"] for r in spec) / sum(r["at_risk"] for r in spec)
+    if alpha >= 1:
+        raise ValueError(f"{label}: every drafted token was accepted (pooled α = 1); the "
+                         "speculative formula needs α < 1 (measure more or longer prompts)")
+    return base, sorted(spec, key=lambda r: r["gamma"])
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def read_hardware(source, dtypes: Iterable[str] = ()) -> HardwareSpec:
+    """A calibration (``costmodel calibrate``'s JSON, or a HardwareSpec) that covers every
+    dtype of the measurements; the machine description the report reads from ``extra`` is
+    checked field by field."""
+    if isinstance(source, HardwareSpec):
+        hw, label = source, f"hardware {source.name}"
+    else:
+        hw, label = HardwareSpec.load(source), f"hardware file {source}"
+    ex = hw.extra or {}
+    for key in ("device_name", "torch_version", "clock", "device"):
+        if key in ex and not isinstance(ex[key], str):
+            raise ValueError(f"{label}: extra.{key} must be text, got {ex[key]!r}")
+    for key in ("cores", "threads"):
+        if key in ex:
+            try:
+                check_dim(f"extra.{key}", ex[key])
+            except ValueError as e:
+                raise ValueError(f"{label}: {e}") from None
+    listed = ex.get("dtypes", list(hw.peak_flops))
+    if not isinstance(listed, list) or not all(isinstance(d, str) for d in listed):
+        raise ValueError(f"{label}: extra.dtypes must be a list of dtype names, got {listed!r}")
+    for d in listed:
+        if d not in DTYPES:
+            raise ValueError(f"{label}: extra.dtypes: unknown dtype {d!r} (choose from "
+                             f"{', '.join(DTYPES)})")
+    matmul = ex.get("matmul", [])
+    if not isinstance(matmul, list):
+        raise ValueError(f"{label}: extra.matmul must be a list, got {type(matmul).__name__}")
+    for i, m in enumerate(matmul):
+        try:
+            check_mapping(f"extra.matmul[{i}]", m)
+            check_text(f"extra.matmul[{i}].kind", m.get("kind"))
+            check_int(f"extra.matmul[{i}].m", m.get("m"), 1, 2**31 - 1)
+            check_number(f"extra.matmul[{i}].flops_per_s", m.get("flops_per_s"))
+        except ValueError as e:
+            raise ValueError(f"{label}: {e}") from None
+    calibrated = [d for d in listed if d in hw.peak_flops] or list(hw.peak_flops)
+    for d in sorted(set(dtypes)):
+        if d not in hw.peak_flops or d not in calibrated:
+            raise ValueError(f"{label}: {hw.name} was calibrated for {', '.join(calibrated)} "
+                             f"but the measurements are {d}; calibrate with `costmodel "
+                             f"calibrate --dtype {d}`")
+    return hw
+
+
+__all__ = ["BYTES_PER_DTYPE", "CHECK_COLUMNS", "COLUMNS", "OPTION_COLUMNS", "REQUIRED_COLUMNS",
+           "SPECULATIVE_COLUMNS", "SPEC_COLUMNS", "TIME_COLUMN", "analysis_kwargs", "context_of",
+           "csv_text", "measured_workload", "point_hash", "read_hardware", "read_measurements",
+           "read_speculative", "spec_of", "speculative_path"]
