@@ -32,7 +32,8 @@ from costmodel.app.state import CALIBRATION, CUSTOM, FIELDS, HF_CONFIG, Workload
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import hardware_presets, model_presets
 from costmodel.presets import model as model_preset
-from costmodel.specs import HardwareSpec, ModelSpec, dtype_for_bytes
+from costmodel.quant import dtype_for_bytes
+from costmodel.specs import HardwareSpec, ModelSpec
 from costmodel.units import GB, GIB, number_text, time_text
 
 st.set_page_config(page_title="costmodel — LLM inference cost", page_icon="🧮", layout="wide")
@@ -232,20 +233,40 @@ class Sidebar:
         return self.workload
 
 
+def _model_widget(f: state.ModelField, where=st) -> None:
+    touch = {"on_change": _touch, "args": ("_custom_model_touched",)}
+    key = f"m_{f.name}"
+    if f.kind == "int":
+        where.number_input(f.label, int(f.lo), int(f.hi), step=1, key=key, **touch)
+    elif f.kind == "float":
+        where.number_input(f.label, float(f.lo), float(f.hi), step=0.05, key=key, **touch)
+    elif f.kind == "choice":
+        where.selectbox(f.label, f.choices, key=key, **touch)
+    elif f.kind == "bool":
+        where.checkbox(f.label, key=key, **touch)
+    else:
+        where.text_input(f.label, key=key, max_chars=80, **touch)
+
+
 def custom_model_fields() -> None:
     with st.expander("Custom model", expanded=True):
-        touch = {"on_change": _touch, "args": ("_custom_model_touched",)}
-        st.text_input("Name", key="m_name", max_chars=80, **touch)
+        st.text_input("Name", key="m_name", max_chars=80, on_change=_touch,
+                      args=("_custom_model_touched",))
+        basic = [f for f in state.MODEL_FIELDS if not f.advanced]
+        numbers = [f for f in basic if f.kind == "int"]
         cols = st.columns(2)
-        for i, name in enumerate(state.MODEL_INT_FIELDS):
-            f = FIELDS[f"m_{name}"]
-            cols[i % 2].number_input(state.MODEL_INT_LABELS[name], int(f.lo), int(f.hi), step=1,
-                                     key=f.key, **touch)
-        for name, opts in state.MODEL_CHOICE_FIELDS.items():
-            st.selectbox(name.replace("_", " ").capitalize(), opts, key=f"m_{name}", **touch)
-        for name in state.MODEL_BOOL_FIELDS:
-            st.checkbox(state.MODEL_BOOL_LABELS[name], key=f"m_{name}", **touch)
+        for i, f in enumerate(numbers):
+            _model_widget(f, cols[i % 2])
+        for f in basic:
+            if f.kind != "int":
+                _model_widget(f)
         st.button("Reset to " + str(ss["_last_model"]), on_click=_reset_custom_model)
+    advanced = [f for f in state.MODEL_FIELDS if f.advanced]
+    changed = any(ss.get(f"m_{f.name}") != FIELDS[f"m_{f.name}"].default for f in advanced)
+    with st.expander("Custom model: norms, windows, experts, latent attention, formats",
+                     expanded=changed):
+        for f in advanced:
+            _model_widget(f)
 
 
 def resolve_model(side: Sidebar) -> None:

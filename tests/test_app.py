@@ -15,7 +15,6 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 import costmodel as cm  # noqa: E402
 from costmodel.app import compute, inputs  # noqa: E402
 from costmodel.app import state as S  # noqa: E402
-from costmodel.sweep import sweep  # noqa: E402
 from costmodel.units import time_text  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -218,7 +217,7 @@ def test_roofline_page_numbers_and_bound():
     assert metric(at, "Throughput") == f"{g.throughput:,.1f} tokens/s"
     assert metric(at, "Prefill bound") == "compute"
     assert metric(at, "Decode bound") == "memory"
-    scan = sweep(m, hw, batch=list(range(1, 521)), context=1024, phase="decode")
+    scan = cm.sweep(m, hw, batch=list(range(1, 521)), context=1024, phase="decode")
     assert (scan["bound"] == "memory").all()
     assert any("never turns compute-bound" in i.value for i in at.info)
     ops = [df.value for df in at.dataframe if "operator" in df.value.columns]
@@ -229,7 +228,7 @@ def test_roofline_compute_bound_batch_and_attention_kind():
     at = run({"prompt": "128", "page": "Roofline"})       # Llama3-8B, GQA: small KV reads
     m, hw = cm.model("llama3-8b"), cm.hardware("a100-80gb")
     top = cm.max_batch_size(m, hw, 128)
-    scan = sweep(m, hw, batch=list(range(1, top + 1)), context=128, phase="decode")
+    scan = cm.sweep(m, hw, batch=list(range(1, top + 1)), context=128, phase="decode")
     first = int(scan.loc[scan["bound"] == "compute", "batch"].iloc[0])
     assert 1 < first < top
     assert any(f"batch B = {first:,}" in i.value for i in at.info)

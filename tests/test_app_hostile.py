@@ -116,15 +116,18 @@ BROKEN_CONFIG = {
                         "activation"),
     "tie_word_embeddings string": (json.dumps({**GPT2, "tie_word_embeddings": "yes"}).encode(),
                                    "tie_word_embeddings"),
-    "sliding_window": (json.dumps({**LLAMA, "model_type": "mistral", "sliding_window": 4096,
-                                   "max_position_embeddings": 32768}).encode(),
-                       "sliding_window"),
-    "num_local_experts": (json.dumps({**LLAMA, "num_local_experts": 8}).encode(),
-                          "num_local_experts"),
-    "num_experts": (json.dumps({**LLAMA, "model_type": "qwen2", "num_experts": 60}).encode(),
-                    "num_experts"),
-    "quantization_config": (json.dumps({**LLAMA, "quantization_config": {"bits": 4}}).encode(),
-                            "quantization_config"),
+    # cost fields of another family (a llama config with experts, a window, a latent cache)
+    "sliding_window on llama": (json.dumps({**LLAMA, "sliding_window": 4096}).encode(),
+                                "sliding_window"),
+    "num_local_experts on llama": (json.dumps({**LLAMA, "num_local_experts": 8}).encode(),
+                                   "num_local_experts"),
+    "num_experts on qwen2": (json.dumps({**LLAMA, "model_type": "qwen2",
+                                         "num_experts": 60}).encode(), "num_experts"),
+    "quantization_config unknown": (json.dumps({**LLAMA, "quantization_config":
+                                                {"bits": 4}}).encode(), "quantization_config"),
+    "mamba_d_state": (json.dumps({**LLAMA, "mamba_d_state": 16}).encode(), "mamba_d_state"),
+    "layer_types unknown": (json.dumps({**LLAMA, "model_type": "mistral", "layer_types":
+                                       ["linear_attention"] * 32}).encode(), "layer_types"),
     "kv_lora_rank": (json.dumps({**LLAMA, "kv_lora_rank": 512}).encode(), "kv_lora_rank"),
 }
 
@@ -147,6 +150,10 @@ EXTREME_CONFIG = {
                                  "vocab_size": 1, "n_positions": 1, "n_inner": 1}).encode(),
     "sliding window covering the context": json.dumps(
         {**LLAMA, "model_type": "mistral", "sliding_window": 8192}).encode(),
+    "sliding window": json.dumps({**LLAMA, "model_type": "mistral", "sliding_window": 4096,
+                                  "max_position_embeddings": 32768}).encode(),
+    "mixture of experts": json.dumps({**LLAMA, "model_type": "mixtral", "num_local_experts": 8,
+                                      "num_experts_per_tok": 2}).encode(),
 }
 
 

@@ -60,10 +60,12 @@ def test_workload_options_follow_the_efficiency_source():
     w = Workload.of(base)
     assert (w.batch, w.context, w.tp, w.weight_bytes) == (4, 300, 2, 1.0)
     assert not w.custom_efficiency
-    assert not {"eta_c", "eta_m", "eta_c_skinny", "eta_m_elementwise"} & set(w.options())
+    assert not {"eta_c", "eta_m", "eta_c_skinny", "eta_m_elementwise", "eta_m_quant"} & set(
+        w.options())
     w = Workload.of({**base, "eta": "custom", "eta_c": 0.5, "eta_m": 0.25})
     assert w.options()["eta_c"] == w.options()["eta_c_skinny"] == 0.5
     assert w.options()["eta_m"] == w.options()["eta_m_elementwise"] == 0.25
+    assert w.options()["eta_m_quant"] == 0.25
     assert "kernel_overhead" not in w.options()     # stays the hardware's
 
 
@@ -77,11 +79,17 @@ def test_widget_ranges_are_the_specs_limits():
 
 
 # ---------------------------------------------------------------- inputs
-def test_custom_fields_round_trip():
-    for name in ("llama3-8b", "gpt2-xl", "mistral-7b"):
-        m = cm.model(name)
+def test_custom_fields_cover_every_model_field_and_round_trip():
+    from dataclasses import fields
+
+    from costmodel.specs import ModelSpec
+
+    covered = {f.name for f in state.MODEL_FIELDS}
+    assert {f.name for f in fields(ModelSpec)} - covered == {"name", "source"}
+    for name, m in cm.model_presets().items():      # windows, experts, latent attention too
         assert inputs.custom_model(inputs.model_fields_of(m)) == m.replace(
-            name=f"{name}-custom", source="custom fields in the app")
+            name=f"{name}-custom", source="custom fields in the app"), name
+    assert any(m.moe for m in cm.model_presets().values())
     h = cm.hardware("h100-sxm")
     back = inputs.custom_hardware(inputs.hardware_fields_of(h))
     assert back.memory_bytes == h.memory_bytes and back.bandwidth == pytest.approx(h.bandwidth)
@@ -95,6 +103,10 @@ def test_custom_model_errors_name_the_field():
         inputs.custom_model({**fields, "m_n_heads": 30})
     with pytest.raises(ValueError, match="n_kv_heads"):
         inputs.custom_model({**fields, "m_n_kv_heads": 7})
+    with pytest.raises(ValueError, match="experts_per_token"):
+        inputs.custom_model({**fields, "m_n_experts": 8, "m_experts_per_token": 9})
+    with pytest.raises(ValueError, match="weight_format"):
+        inputs.custom_model({**fields, "m_weight_format": "int3"})
 
 
 def test_uploads_keep_the_typed_efficiencies_and_name_bad_fields():
@@ -115,12 +127,14 @@ def test_uploads_keep_the_typed_efficiencies_and_name_bad_fields():
     assert inputs.model_from_upload(json.dumps(gpt2).encode()).name == "gpt2-config"
     named = inputs.model_from_upload(json.dumps({**gpt2, "_name_or_path": ["x"]}).encode())
     assert named.name == "gpt2-config"       # a non-text name falls back to the file's
-    with pytest.raises(ValueError, match="sliding_window"):
-        inputs.model_from_upload(json.dumps({
-            "model_type": "mistral", "num_hidden_layers": 32, "hidden_size": 4096,
-            "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336,
-            "vocab_size": 32000, "max_position_embeddings": 32768,
-            "sliding_window": 4096}).encode())
+    llama = {"model_type": "llama", "num_hidden_layers": 32, "hidden_size": 4096,
+             "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336,
+             "vocab_size": 32000, "max_position_embeddings": 32768}
+    with pytest.raises(ValueError, match="num_local_experts"):   # not a llama field
+        inputs.model_from_upload(json.dumps({**llama, "num_local_experts": 8}).encode())
+    windowed = inputs.model_from_upload(json.dumps(
+        {**llama, "model_type": "mistral", "sliding_window": 4096}).encode())
+    assert (windowed.sliding_window, windowed.window_layers) == (4096, 32)
 
 
 def test_tp_choices():

@@ -21,16 +21,12 @@ from costmodel.app.state import AttentionSettings, SpeculativeSettings, Workload
 from costmodel.batch import BatchPlan, batch_plan, max_batch_formula, max_batch_size
 from costmodel.conventions import e0294_param_count
 from costmodel.formula import Formula
+from costmodel.grid import sweep
 from costmodel.intensity import attention_counts, attention_formulas, attention_intensity
-from costmodel.kvcache import (
-    KV_BATCH,
-    KV_PER_REQUEST,
-    KV_PER_TOKEN,
-    kv_bytes_per_token,
-    kv_cache_bytes,
-)
+from costmodel.kvcache import kv_bytes_per_token, kv_cache_bytes, kv_formulas
 from costmodel.lazy import deferred
 from costmodel.params import (
+    expert_param_count,
     param_breakdown,
     param_count,
     param_count_formula,
@@ -48,7 +44,6 @@ from costmodel.presets import model as model_preset
 from costmodel.roofline import Generation, generation, speculative_speedup
 from costmodel.specs import HardwareSpec, ModelSpec
 from costmodel.speculative import EXPECTED_TOKENS, SPEEDUP, expected_tokens, optimal_gamma, speedup
-from costmodel.sweep import sweep
 from costmodel.symbols import model_values
 from costmodel.units import GB, GIB, MIB
 
@@ -371,10 +366,12 @@ def show_formula(f: Formula, values: dict, note: str = "") -> ShownFormula:
 
 
 def memory_formulas(m: ModelSpec, w: Workload) -> list[ShownFormula]:
-    """P, W and the KV cache per token / request / batch."""
+    """P, W and the KV cache per token / request / batch (the model's own: windows and latent
+    attention change them)."""
     vals = _memory_values(m, w)
+    kv = kv_formulas(m)
     return [show_formula(f, vals) for f in (param_count_formula(m), weight_memory_formula(m),
-                                            KV_PER_TOKEN, KV_PER_REQUEST, KV_BATCH)]
+                                            kv["per_token"], kv["per_request"], kv["batch"])]
 
 
 def max_batch_shown(m: ModelSpec, w: Workload, hw: HardwareSpec) -> ShownFormula:
@@ -385,8 +382,12 @@ def max_batch_shown(m: ModelSpec, w: Workload, hw: HardwareSpec) -> ShownFormula
 
 
 def _memory_values(m: ModelSpec, w: Workload) -> dict:
+    """The numbers the memory formulas take: the model's, the workload's (its width b_w for the
+    routed experts too, as the pages' analyses use it), one GPU group (EP = DP = 1)."""
     return dict(model_values(m), context=w.context, batch=w.batch, tp=w.tp,
-                weight_bytes=w.weight_bytes, kv_bytes=w.kv_bytes, mem_util=1, reserved=0)
+                weight_bytes=w.weight_bytes, expert_weight_bytes=w.weight_bytes,
+                kv_bytes=w.kv_bytes, mem_util=1, reserved=0, ep=1, dp=1,
+                expert_params=expert_param_count(m))
 
 
 def attention_formula_list(d: int, w: Workload) -> list[ShownFormula]:

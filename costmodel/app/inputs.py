@@ -13,12 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from costmodel.app.state import (
-    HW_FIELDS,
-    MODEL_BOOL_FIELDS,
-    MODEL_CHOICE_FIELDS,
-    MODEL_INT_FIELDS,
-)
+from costmodel.app.state import HW_FIELDS, MODEL_FIELDS, model_field_values
 from costmodel.batch import check_tp
 from costmodel.files import parse_json
 from costmodel.hfconfig import spec_from_hf_config
@@ -31,13 +26,9 @@ _MALFORMED = (TypeError, KeyError, AttributeError, IndexError, OverflowError, Re
 
 # ---------------------------------------------------------------- custom fields
 def model_fields_of(m: ModelSpec) -> dict[str, Any]:
-    """The custom-model field values of a spec (to start a custom model from it)."""
-    out: dict[str, Any] = {"m_name": f"{m.name}-custom"[:80]}
-    for name in (*MODEL_INT_FIELDS, *MODEL_BOOL_FIELDS, *MODEL_CHOICE_FIELDS):
-        out[f"m_{name}"] = getattr(m, name)
-    if m.head_dim * m.n_heads == m.d_model:   # the usual d_model / H: keep it derived
-        out["m_head_dim"] = 0
-    return out
+    """The custom-model field values of a spec (to start a custom model from it): every
+    ModelSpec field, so nothing the spec describes is dropped."""
+    return {"m_name": f"{m.name}-custom"[:80], **model_field_values(m)}
 
 
 def hardware_fields_of(h: HardwareSpec) -> dict[str, Any]:
@@ -57,13 +48,20 @@ def hardware_fields_of(h: HardwareSpec) -> dict[str, Any]:
 
 def custom_model(values: Mapping[str, Any]) -> ModelSpec:
     """ModelSpec from the custom-model fields (ValueError naming the field to change)."""
-    kw: dict[str, Any] = {name: int(values[f"m_{name}"]) for name in MODEL_INT_FIELDS}
-    if kw["head_dim"] == 0:
-        kw["head_dim"] = None
-    for name in MODEL_BOOL_FIELDS:
-        kw[name] = bool(values[f"m_{name}"])
-    for name in MODEL_CHOICE_FIELDS:
-        kw[name] = values[f"m_{name}"]
+    kw: dict[str, Any] = {}
+    for f in MODEL_FIELDS:
+        value = values[f"m_{f.name}"]
+        if f.kind == "text":
+            value = str(value).strip()
+        if f.none_as is not None and value == f.none_as:
+            value = None
+        elif f.kind == "int":
+            value = int(value)
+        elif f.kind == "bool":
+            value = bool(value)
+        elif f.kind == "float":
+            value = float(value)
+        kw[f.name] = value
     name = str(values.get("m_name") or "").strip() or "custom"
     return ModelSpec(name=name[:200], source="custom fields in the app", **kw)
 

@@ -27,6 +27,7 @@ from costmodel.specs import (
     MAX_PEAK,
     NORMS,
     POSITIONS,
+    ModelSpec,
 )
 from costmodel.units import GB, GIB, TERA
 
@@ -50,19 +51,71 @@ DEFAULT_DRAFT = "gpt2"
 #: Old URL names still understood (a shared link keeps working).
 URL_ALIASES = {"prompt": "context"}
 
-# Custom-model fields: every ModelSpec field (head_dim 0 = d_model / n_heads).
-MODEL_INT_FIELDS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff",
-                    "vocab_size", "max_context")
-MODEL_INT_LABELS = {"n_layers": "Layers L", "d_model": "Width d_model",
-                    "n_heads": "Query heads H", "n_kv_heads": "KV heads H_kv",
-                    "head_dim": "Head dim d_h (0: d/H)", "d_ff": "MLP width d_ff",
-                    "vocab_size": "Vocabulary V", "max_context": "Max context S"}
-MODEL_BOOL_FIELDS = ("gated_mlp", "qkv_bias", "out_bias", "mlp_bias", "lm_head_bias",
-                     "tied_embeddings")
-MODEL_BOOL_LABELS = {"gated_mlp": "gated MLP (SwiGLU)", "qkv_bias": "QKV bias",
-                     "out_bias": "output-projection bias", "mlp_bias": "MLP bias",
-                     "lm_head_bias": "LM-head bias", "tied_embeddings": "tied embeddings"}
-MODEL_CHOICE_FIELDS = {"activation": ACTIVATIONS, "norm": NORMS, "positions": POSITIONS}
+@dataclass(frozen=True)
+class ModelField:
+    """One field of the custom model: a ModelSpec field as a widget. ``none_as`` is the widget
+    value that stands for the spec's None (its default: derived from the other fields);
+    ``advanced`` fields sit in their own expander."""
+
+    name: str
+    label: str
+    kind: str                          # int, bool, choice, float, text
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple = ()
+    none_as: Any = None
+    advanced: bool = False
+
+
+#: Every ModelSpec field but ``name`` and ``source`` (a test checks that none is missing, so a
+#: custom model never drops what a preset or a config.json described).
+MODEL_FIELDS = (
+    ModelField("n_layers", "Layers L", "int", 1, MAX_DIM),
+    ModelField("d_model", "Width d_model", "int", 1, MAX_DIM),
+    ModelField("n_heads", "Query heads H", "int", 1, MAX_DIM),
+    ModelField("n_kv_heads", "KV heads H_kv", "int", 1, MAX_DIM),
+    ModelField("head_dim", "Head dim d_h (0: d/H)", "int", 0, MAX_DIM, none_as=0),
+    ModelField("d_ff", "MLP width d_ff", "int", 1, MAX_DIM),
+    ModelField("vocab_size", "Vocabulary V", "int", 1, MAX_DIM),
+    ModelField("max_context", "Max context S", "int", 1, MAX_DIM),
+    ModelField("activation", "Activation", "choice", choices=ACTIVATIONS),
+    ModelField("norm", "Norm", "choice", choices=NORMS),
+    ModelField("positions", "Positions", "choice", choices=POSITIONS),
+    ModelField("gated_mlp", "gated MLP (SwiGLU)", "bool"),
+    ModelField("qkv_bias", "QKV bias", "bool"),
+    ModelField("out_bias", "output-projection bias", "bool"),
+    ModelField("mlp_bias", "MLP bias", "bool"),
+    ModelField("lm_head_bias", "LM-head bias", "bool"),
+    ModelField("tied_embeddings", "tied embeddings", "bool"),
+    ModelField("norms_per_layer", "Norms per layer", "choice", choices=(2, 4), advanced=True),
+    ModelField("rotary_fraction", "Rotary fraction", "float", 0.01, 1.0, advanced=True),
+    ModelField("qk_norm", "QK norm", "bool", advanced=True),
+    ModelField("attention_sinks", "attention sinks", "bool", advanced=True),
+    ModelField("sliding_window", "Sliding window W (0: none)", "int", 0, MAX_DIM,
+               advanced=True),
+    ModelField("window_layers", "Window layers (0: all)", "int", 0, MAX_DIM, none_as=0,
+               advanced=True),
+    ModelField("n_experts", "Routed experts E (0: dense)", "int", 0, MAX_DIM, advanced=True),
+    ModelField("experts_per_token", "Experts per token", "int", 0, MAX_DIM, advanced=True),
+    ModelField("n_shared_experts", "Shared experts", "int", 0, MAX_DIM, advanced=True),
+    ModelField("d_ff_expert", "Expert width (0: d_ff)", "int", 0, MAX_DIM, none_as=0,
+               advanced=True),
+    ModelField("d_ff_shared", "Shared width (0: shared × expert)", "int", 0, MAX_DIM,
+               none_as=0, advanced=True),
+    ModelField("dense_layers", "Dense layers first", "int", 0, MAX_DIM, advanced=True),
+    ModelField("router_bias", "router bias", "bool", advanced=True),
+    ModelField("q_lora_rank", "Query latent rank", "int", 0, MAX_DIM, advanced=True),
+    ModelField("kv_lora_rank", "KV latent rank (0: no MLA)", "int", 0, MAX_DIM,
+               advanced=True),
+    ModelField("qk_nope_head_dim", "QK head dim without rotary", "int", 0, MAX_DIM,
+               advanced=True),
+    ModelField("qk_rope_head_dim", "QK rotary head dim", "int", 0, MAX_DIM, advanced=True),
+    ModelField("v_head_dim", "V head dim", "int", 0, MAX_DIM, advanced=True),
+    ModelField("weight_format", "Weight format (blank: not stated)", "text", none_as="",
+               advanced=True),
+    ModelField("expert_weight_format", "Expert weight format (blank: the weights')", "text",
+               none_as="", advanced=True),
+)
 
 
 @dataclass(frozen=True)
@@ -104,7 +157,7 @@ class Field:
 
     key: str
     default: Any
-    kind: str                               # int, float, str, bool, choice
+    kind: str                               # int, float, str, text (may be empty), bool, choice
     lo: float | None = None
     hi: float | None = None
     choices: tuple | Callable[[], tuple] | None = None
@@ -122,18 +175,19 @@ class Field:
         if self.kind == "choice":
             opts = self.options()
             value: Any = text
-            if opts and isinstance(opts[0], float):
+            if opts and isinstance(opts[0], (int, float)):
                 try:
-                    value = float(text)
-                except ValueError:
+                    value = type(opts[0])(float(text))
+                except (ValueError, OverflowError):
                     value = None
             if value not in opts:
                 raise ValueError(f"choose from {', '.join(map(_fmt, opts))}")
             return value
-        if self.kind == "str":
+        if self.kind in ("str", "text"):
             value = text.strip()
-            if not value or len(value) > 80:
-                raise ValueError("give 1 to 80 characters")
+            if (self.kind == "str" and not value) or len(value) > 80:
+                raise ValueError("give 1 to 80 characters" if self.kind == "str" else
+                                 "give at most 80 characters")
             return value
         try:
             value = int(text) if self.kind == "int" else float(text)
@@ -180,16 +234,30 @@ def hardware_label(name: str) -> str:
             CALIBRATION: "from a calibration JSON (upload below)"}.get(name, name)
 
 
-def _model_fields() -> list[Field]:
-    base = model_presets()[DEFAULT_MODEL]
-    out = [Field("m_name", "my-model", "str")]
-    for name in MODEL_INT_FIELDS:
-        lo, default = (0, 0) if name == "head_dim" else (1, getattr(base, name))
-        out.append(Field(f"m_{name}", default, "int", lo, MAX_DIM))
-    out += [Field(f"m_{name}", getattr(base, name), "bool") for name in MODEL_BOOL_FIELDS]
-    out += [Field(f"m_{name}", getattr(base, name), "choice", choices=choices)
-            for name, choices in MODEL_CHOICE_FIELDS.items()]
+def model_field_values(m: ModelSpec) -> dict[str, Any]:
+    """The custom-model widget values (``m_…`` keys) of a spec. A value the spec derives from
+    the others shows as its ``none_as`` (0: derived), so editing a width keeps it derived."""
+    derived = {"head_dim": m.head_dim * m.n_heads == m.d_model,
+               "window_layers": not m.sliding_window or m.window_layers == m.n_layers,
+               "d_ff_expert": not m.moe or m.d_ff_expert == m.d_ff,
+               "d_ff_shared": not m.n_shared_experts
+               or m.d_ff_shared == m.n_shared_experts * m.d_ff_expert}
+    out = {}
+    for f in MODEL_FIELDS:
+        value = getattr(m, f.name)
+        if value is None or derived.get(f.name, False):
+            value = f.none_as
+        out[f"m_{f.name}"] = value
+    if m.sliding_window and not m.window_layers:      # a window no layer uses: none
+        out["m_sliding_window"] = 0
     return out
+
+
+def _model_fields() -> list[Field]:
+    values = model_field_values(model_presets()[DEFAULT_MODEL])
+    return [Field("m_name", "my-model", "str")] + [
+        Field(f"m_{f.name}", values[f"m_{f.name}"], f.kind, f.lo, f.hi, f.choices or None)
+        for f in MODEL_FIELDS]
 
 
 def _hardware_fields() -> list[Field]:
@@ -314,7 +382,7 @@ class Workload:
     def options(self) -> dict[str, Any]:
         """Keyword arguments of ``analyze`` / ``generation`` / ``sweep`` for this workload (all
         but batch and the pass itself). Custom η_c / η_m apply to every operator (the skinny
-        matmuls and the elementwise passes too); without them the hardware's efficiencies
+        matmuls, the elementwise passes and weight-only quantized matmuls too); without them the hardware's efficiencies
         price everything, exactly as ``cm.analyze`` does on that hardware."""
         kw: dict[str, Any] = {"tp": self.tp, "weight_bytes": self.weight_bytes,
                               "kv_bytes": self.kv_bytes, "act_bytes": self.act_bytes,
@@ -322,7 +390,7 @@ class Workload:
         if self.eta_c is not None:
             kw.update(eta_c=self.eta_c, eta_c_skinny=self.eta_c)
         if self.eta_m is not None:
-            kw.update(eta_m=self.eta_m, eta_m_elementwise=self.eta_m)
+            kw.update(eta_m=self.eta_m, eta_m_elementwise=self.eta_m, eta_m_quant=self.eta_m)
         return kw
 
     @classmethod
@@ -368,8 +436,7 @@ class AttentionSettings:
 __all__ = ["ACT_BYTE_CHOICES", "ATTENTION", "ATTENTION_LABELS", "AttentionSettings",
            "BYTE_CHOICES", "BYTE_LABELS", "CALIBRATION", "CUSTOM", "DEFAULT_DRAFT",
            "DEFAULT_HARDWARE", "DEFAULT_MODEL", "ETA_LABELS", "ETA_SOURCES", "FIELDS", "Field",
-           "HF_CONFIG", "HW_FIELDS", "HardwareField", "MODEL_BOOL_FIELDS", "MODEL_BOOL_LABELS",
-           "MODEL_CHOICE_FIELDS", "MODEL_INT_FIELDS", "MODEL_INT_LABELS", "PAGES",
+           "HF_CONFIG", "HW_FIELDS", "HardwareField", "MODEL_FIELDS", "ModelField", "PAGES",
            "SpeculativeSettings", "URL_ALIASES", "Workload", "defaults", "encode_query_params",
            "hardware_label", "hardware_names", "model_label", "model_names",
            "parse_query_params"]
