@@ -382,8 +382,9 @@ class Workload:
     def options(self) -> dict[str, Any]:
         """Keyword arguments of ``analyze`` / ``generation`` / ``sweep`` for this workload (all
         but batch and the pass itself). Custom η_c / η_m apply to every operator (the skinny
-        matmuls, the elementwise passes and weight-only quantized matmuls too); without them the hardware's efficiencies
-        price everything, exactly as ``cm.analyze`` does on that hardware."""
+        matmuls, the elementwise passes and weight-only quantized matmuls too); without them
+        the hardware's efficiencies price everything, exactly as ``cm.analyze`` does on that
+        hardware."""
         kw: dict[str, Any] = {"tp": self.tp, "weight_bytes": self.weight_bytes,
                               "kv_bytes": self.kv_bytes, "act_bytes": self.act_bytes,
                               "attention": self.attention}
