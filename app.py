@@ -29,6 +29,7 @@ from costmodel.app.display import (
 )
 from costmodel.app.display import ops_display as ops_table
 from costmodel.app.state import CALIBRATION, CUSTOM, FIELDS, HF_CONFIG, Workload
+from costmodel.hfconfig import SUPPORTED as HF_MODEL_TYPES
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import hardware_presets, model_presets
 from costmodel.presets import model as model_preset
@@ -297,8 +298,9 @@ def model_section(side: Sidebar) -> None:
         side.model_error = str(e) if isinstance(e, ValueError) else \
             f"unexpected error ({type(e).__name__}: {str(e)[:200]})"
     with st.expander("Load a Hugging Face config.json", expanded=ss.get("model") == HF_CONFIG):
-        guarded(st.file_uploader, "config.json (gpt2, llama, mistral, qwen2)", type=["json"],
-                key="hf_upload", on_change=_on_hf_upload)
+        guarded(st.file_uploader, "config.json", type=["json"], key="hf_upload",
+                on_change=_on_hf_upload,
+                help=f"model_type one of: {', '.join(HF_MODEL_TYPES)}")
         if ss.get("model") == HF_CONFIG and side.model is not None:
             st.button("Edit as custom model", on_click=_copy_to_custom_model,
                       args=(side.model,))
