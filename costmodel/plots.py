@@ -14,7 +14,7 @@ from costmodel.intensity import attention_intensity
 from costmodel.lazy import deferred
 from costmodel.roofline import Analysis
 from costmodel.speculative import speedup
-from costmodel.units import TERA
+from costmodel.units import GB, TERA
 
 mfigure = deferred("matplotlib.figure")
 mticker = deferred("matplotlib.ticker")
@@ -193,7 +193,7 @@ def roofline_chart(*analyses: Analysis, labels: Sequence[str] | None = None) -> 
     roof_y = np.minimum(peak, bw * roof_x) / TERA
     ax.plot(roof_x, roof_y, color="black", lw=2,
             label=f"{hw.name} roof: {peak / TERA:,.4g} TFLOP/s {a0.dtype}, "
-                  f"{bw / 1e9:,.4g} GB/s")
+                  f"{bw / GB:,.4g} GB/s")
     ax.axvline(ridge, color="grey", ls=":", lw=1)
     for i, (label, x, y, _) in enumerate(series):
         ax.scatter(x, y, marker=MARKERS[i % len(MARKERS)], s=36, label=label, zorder=3,
