@@ -73,9 +73,10 @@ def _formulas(structure: Structure, mla: str) -> dict[str, Formula]:
                       "KV-cache bytes of one request of s tokens (window layers hold at most "
                       "W − 1)", symbol=r"\mathrm{KV}_{\mathrm{request}}")
     full, window = held_tokens(structure)
+    within = ", within the window" if structure.window != "none" else ""
     return {"per_token": Formula("kv_bytes_per_token", L * e * b_kv, "bytes",
-                                 "KV-cache bytes per token (all layers, within the window"
-                                 f"{layout})", symbol=r"\mathrm{KV}_{\mathrm{token}}"),
+                                 f"KV-cache bytes per token (all layers{within}{layout})",
+                                 symbol=r"\mathrm{KV}_{\mathrm{token}}"),
             "per_token_layer": per_layer, "per_request": request,
             "batch": Formula("kv_cache_bytes", B * request.expr, "bytes",
                              "KV-cache bytes of B requests of s tokens", symbol=r"\mathrm{KV}"),
