@@ -466,7 +466,10 @@ def efficiency_fields(hw: HardwareSpec | None) -> None:
         c2.slider("η_m bandwidth efficiency", 0.01, 1.0, step=0.01, key="eta_m",
                   help="Fraction of peak memory bandwidth achieved.")
     elif hw is not None:
-        st.caption(f"{hw.name}: {inputs.efficiency_text(hw)}.")
+        engine = ss.get("engine", state.DEFAULT_ENGINE)
+        over = "" if engine == state.DEFAULT_ENGINE else \
+            f" The {engine} profile's efficiencies and overheads replace them."
+        st.caption(f"{hw.name}: {inputs.efficiency_text(hw)}.{over}")
 
 
 def workload_section(side: Sidebar) -> None:
@@ -535,14 +538,14 @@ def _architecture_metrics(m: ModelSpec, w: Workload, base: compute.MemoryBasics)
     """Active parameters; the KV cache per layer type (windows) or per cache layout (MLA)."""
     s = w.context
     cols = st.columns(4)
-    cols[0].metric("Active parameters (per token)", count_text(base.active))
+    cols[0].metric("Active per token", count_text(base.active))
     if m.moe:
-        cols[0].caption(f"{100 * base.active / base.params:.1f} % of the total: every "
-                        f"non-expert parameter + k/E = {m.experts_per_token}/{m.n_experts} of "
-                        "the routed experts'. The input embedding counts (vendors differ on "
-                        "that).")
+        cols[0].caption(f"parameters one token uses, {100 * base.active / base.params:.1f} % "
+                        f"of the total: every non-expert parameter + k/E = "
+                        f"{m.experts_per_token}/{m.n_experts} of the routed experts'. The input "
+                        "embedding counts (vendors differ on that).")
     else:
-        cols[0].caption("dense: every parameter takes part in every token")
+        cols[0].caption("parameters one token uses — dense: all of them")
     if m.sliding_window and m.window_layers:
         cols[1].metric(f"KV per token at s = {s}", fixed_text(base.kv_token_at_context, 0,
                                                                  "bytes"))

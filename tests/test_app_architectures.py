@@ -81,7 +81,7 @@ def test_memory_deepseek_v3_total_active_latent_cache_and_ep():
     m = cm.model("deepseek-v3")
     assert metric(at, "Parameters") == f"{DEEPSEEK_V3_TOTAL:,}"
     # active: 671,026,404,352 − 653,908,770,816 · (1 − 8/256) = 37,552,282,624
-    assert metric(at, "Active parameters") == f"{37_552_282_624:,}" == \
+    assert metric(at, "Active per token") == f"{37_552_282_624:,}" == \
         f"{cm.active_param_count(m):,}"
     # the checkpoint's fp8 with 128×128 fp32 block scales: P · (1 + 4/16384) bytes
     assert "fp8-block128" in label(at, "Weight memory")
@@ -116,7 +116,7 @@ def test_memory_gemma3_kv_by_layer_type():
     layers = frame(at, "tokens held per layer").set_index("layers")
     assert layers.loc["sliding window", "tokens held per layer"] == 1023
     assert layers.loc["full attention", "KV bytes per request"] == full
-    assert metric(at, "Active parameters") == f"{cm.param_count(m):,}"     # dense
+    assert metric(at, "Active per token") == f"{cm.param_count(m):,}"     # dense
 
 
 def test_weight_format_picker_and_the_checkpoints_formats():
