@@ -28,14 +28,16 @@ from costmodel.app.display import (
     slug,
 )
 from costmodel.app.display import ops_display as ops_table
-from costmodel.app.state import CALIBRATION, CUSTOM, FIELDS, HF_CONFIG, Workload
+from costmodel.app.state import AUTO, CALIBRATION, CUSTOM, FIELDS, HF_CONFIG, Workload
 from costmodel.hfconfig import SUPPORTED as HF_MODEL_TYPES
+from costmodel.presets import engine as engine_preset
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import hardware_presets, model_presets
 from costmodel.presets import model as model_preset
+from costmodel.pricing import Efficiency
 from costmodel.quant import dtype_for_bytes
 from costmodel.specs import HardwareSpec, ModelSpec
-from costmodel.units import GB, GIB, number_text, time_text
+from costmodel.units import GB, GIB, band_text, number_text, time_text
 
 st.set_page_config(page_title="costmodel — LLM inference cost", page_icon="🧮", layout="wide")
 # Metric values a little smaller than Streamlit's default, so exact numbers fit five abreast.
@@ -59,6 +61,7 @@ roofline_page = cached(compute.roofline_page)
 attention_page = cached(compute.attention_page)
 speculative_page = cached(compute.speculative_page)
 memory_formulas = cached(compute.memory_formulas)
+architecture_formulas = cached(compute.architecture_formula_list)
 max_batch_shown = cached(compute.max_batch_shown)
 attention_formulas = cached(compute.attention_formula_list)
 speculative_formulas = cached(compute.speculative_formulas)
@@ -310,7 +313,25 @@ def model_section(side: Sidebar) -> None:
     else:
         st.caption(f"{count_text(m.n_layers)} layers, d_model {count_text(m.d_model)}, "
                    f"{count_text(m.n_heads)} heads ({count_text(m.n_kv_heads)} KV), d_ff "
-                   f"{count_text(m.d_ff)}, vocab {count_text(m.vocab_size)}")
+                   f"{count_text(m.d_ff)}, vocab {count_text(m.vocab_size)}"
+                   + "".join(f"; {part}" for part in architecture_parts(m)))
+
+
+def architecture_parts(m: ModelSpec) -> list[str]:
+    """What a model has beyond a dense decoder, in words."""
+    parts = []
+    if m.moe:
+        shared = f" + {m.n_shared_experts} shared" if m.n_shared_experts else ""
+        parts.append(f"{m.n_experts} routed experts, top-{m.experts_per_token}{shared}")
+    if m.mla:
+        parts.append(f"latent attention (KV rank {m.kv_lora_rank} + {m.qk_rope_head_dim})")
+    if m.sliding_window and m.window_layers:
+        parts.append(f"window {count_text(m.sliding_window)} on {m.window_layers} of "
+                     f"{m.n_layers} layers")
+    formats = state.checkpoint_formats(m)
+    if formats:
+        parts.append(f"checkpoint {formats}")
+    return parts
 
 
 def custom_hardware_fields() -> None:
@@ -356,13 +377,16 @@ def hardware_section(side: Sidebar) -> None:
         st.error(f"Hardware: {side.hw_error}", icon=ERR)
         return
     ss["_hw_eta_c"], ss["_hw_eta_m"] = h.eta_c, h.eta_m
-    peak = h.peak(dtype_for_bytes(h, float(ss.get("wbytes", 2.0))))
+    try:
+        dtype = inputs.compute_dtype(h, Workload.of(ss, side.model, h))
+    except Exception:  # noqa: BLE001 — the workload section shows what is wrong
+        dtype = dtype_for_bytes(h, 2)
     st.caption(f"{number_text(h.memory_bytes / GIB)} GiB ({number_text(h.memory_bytes / GB)} "
-               f"GB), {number_text(h.bandwidth / GB)} GB/s, {number_text(peak / 1e12)} "
-               "TFLOP/s dense")
+               f"GB), {number_text(h.bandwidth / GB)} GB/s, {number_text(h.peak(dtype) / 1e12)} "
+               f"TFLOP/s dense {dtype}")
 
 
-def workload_fields() -> None:
+def workload_fields(m: ModelSpec | None) -> None:
     f = FIELDS
     c1, c2 = st.columns(2)
     c1.number_input("Batch B", f["batch"].lo, f["batch"].hi, step=1, key="batch")
@@ -375,13 +399,55 @@ def workload_fields() -> None:
     c2.number_input("Generate g", f["generate"].lo, f["generate"].hi, step=1,
                     key="generate", help="Tokens to generate per request.")
     lab = state.BYTE_LABELS.get
-    st.selectbox("Bytes per weight b_w", state.BYTE_CHOICES, key="wbytes", format_func=lab)
+    st.selectbox("Weight format", state.QUANT_CHOICES, key="quant",
+                 format_func=lambda q: state.quant_label(q, m),
+                 help="auto: the formats the checkpoint is published in (DeepSeek-V3: fp8 with "
+                 "128×128 block scales; GPT-OSS: MXFP4 experts), else the bytes per weight "
+                 "below. A format sets the bytes per weight (scales included) and the matmuls' "
+                 "dtype: fp8/int8/fp4 run at their own peak where the GPU has it, weight-only "
+                 "formats (int8-wo, int4-gG) at the 16-bit peak. It applies to the routed "
+                 "experts too.")
+    if ss.get("quant", AUTO) == AUTO and not state.checkpoint_formats(m):
+        st.selectbox("Bytes per weight b_w", state.BYTE_CHOICES, key="wbytes", format_func=lab)
     st.selectbox("Bytes per KV element b_kv", state.BYTE_CHOICES, key="kvbytes",
                  format_func=lab)
     st.selectbox("Bytes per activation b_a", state.ACT_BYTE_CHOICES, key="abytes",
                  format_func=lab)
     st.radio("Attention", state.ATTENTION, key="attention", horizontal=True,
-             format_func=state.ATTENTION_LABELS.get)
+             format_func=state.ATTENTION_LABELS.get,
+             help="The engine's: fused for the tuned and llama.cpp profiles, eager (extra "
+             "passes) for eager PyTorch, standard for the ideal roofline.")
+    if m is not None and m.moe:
+        st.number_input("Expert parallelism EP", f["ep"].lo, f["ep"].hi, step=1, key="ep",
+                        help=f"GPUs holding the {m.n_experts} routed experts whole (E/EP each; "
+                        "a multiple of TP dividing E). The attention runs as EP/TP replicas, "
+                        "each holding its own requests' KV cache; tokens reach their experts "
+                        "through two all-to-alls. 1: every expert sliced over the TP GPUs.")
+    if m is not None and m.mla:
+        st.radio("Latent-attention KV cache", FIELDS["mla"].options(), key="mla",
+                 format_func=state.MLA_LABELS.get,
+                 help=f"Serving engines cache the latent ({m.kv_lora_rank} + "
+                 f"{m.qk_rope_head_dim} per layer per token) and fold the up-projections "
+                 "(absorbed) or up-project the cache every pass (naive); Hugging Face caches "
+                 f"the expanded per-head K and V ({m.n_heads} × ({m.qk_nope_head_dim} + "
+                 f"{m.qk_rope_head_dim} + {m.v_head_dim})).")
+
+
+def engine_fields(hw: HardwareSpec | None) -> None:
+    st.selectbox("Engine", FIELDS["engine"].options(), key="engine",
+                 help="An engine profile: the fractions of peak and bandwidth its kernels reach, "
+                 "its fixed per-pass and per-layer overheads, its attention and its 80 % "
+                 "error bands (costmodel/data/engines.csv, engine_bands.csv). ideal: the "
+                 "roofline itself (with a fitted hardware JSON, that hardware's own "
+                 "efficiencies).")
+    e = engine_preset(ss.get("engine", state.DEFAULT_ENGINE))
+    if e.name == state.DEFAULT_ENGINE and hw is not None and not Efficiency.of(hw).ideal:
+        st.caption(f"ideal: no engine profile applied — {hw.name}'s own efficiencies price "
+                   "every operator.")
+    else:
+        st.caption(f"**{e.name}**: {inputs.engine_text(e)}. {e.notes}")
+    with st.expander("Engine profile source"):
+        st.caption(e.source or "—")
 
 
 def efficiency_fields(hw: HardwareSpec | None) -> None:
@@ -389,9 +455,10 @@ def efficiency_fields(hw: HardwareSpec | None) -> None:
              format_func=state.ETA_LABELS.get, on_change=_on_eta_change,
              help="The hardware's: the efficiencies its spec carries (a datasheet preset is "
              "the ideal roofline, η = 1; a fitted hardware JSON brings its fitted η_c, η_m, "
-             "the decode-GEMV and elementwise rates and the per-kernel overhead), so the app "
-             "prices exactly as `cm.analyze` does on it. Custom: η_c and η_m below replace "
-             "them for every operator; the kernel overhead stays the hardware's.")
+             "the decode-GEMV and elementwise rates and the per-kernel overhead), then the "
+             "engine profile's on top, so the app prices exactly as `cm.analyze` does with "
+             "that engine on that hardware. Custom: η_c and η_m below replace them for every "
+             "operator; the kernel and per-pass overheads stay.")
     if ss.get("eta") == "custom":
         c1, c2 = st.columns(2)
         c1.slider("η_c compute efficiency", 0.01, 1.0, step=0.01, key="eta_c",
@@ -399,13 +466,17 @@ def efficiency_fields(hw: HardwareSpec | None) -> None:
         c2.slider("η_m bandwidth efficiency", 0.01, 1.0, step=0.01, key="eta_m",
                   help="Fraction of peak memory bandwidth achieved.")
     elif hw is not None:
-        st.caption(f"{hw.name}: {inputs.efficiency_text(hw)}.")
+        engine = ss.get("engine", state.DEFAULT_ENGINE)
+        over = "" if engine == state.DEFAULT_ENGINE else \
+            f" The {engine} profile's efficiencies and overheads replace them."
+        st.caption(f"{hw.name}: {inputs.efficiency_text(hw)}.{over}")
 
 
 def workload_section(side: Sidebar) -> None:
-    guarded(workload_fields, where="Workload")
+    guarded(workload_fields, side.model, where="Workload")
+    guarded(engine_fields, side.hw, where="Engine")
     guarded(efficiency_fields, side.hw, where="Efficiencies")
-    side.workload = guarded(Workload.of, ss, where="Workload")
+    side.workload = guarded(Workload.of, ss, side.model, side.hw, where="Workload")
 
 
 def sidebar() -> Sidebar:
@@ -422,34 +493,80 @@ def sidebar() -> Sidebar:
 
 
 # ================================================================ Memory
+def weights_label(w: Workload) -> str:
+    """'fp8-block128', 'b_w = 2', '16-bit, experts mxfp4': the widths the weights are at."""
+    dense = w.quant or f"b_w = {w.weight_bytes:g}"
+    if w.expert_quant:
+        return f"{w.quant or f'{w.weight_bytes:g} B'}, experts {w.expert_quant}"
+    return dense
+
+
 def page_memory(side: Sidebar) -> None:
     m, w = side.need_model(), side.need_workload()
     s = w.context
-    base = memory_basics(m, s, w.weight_bytes, w.kv_bytes)
+    base = memory_basics(m, s, w.weight_bytes, w.kv_bytes, w.expert_weight_bytes, w.mla)
     st.caption("GB = 10⁹ bytes, GiB = 2³⁰ bytes. Device memory is what the GPU reports "
                "(an '80 GB' A100 reports 80 GiB). The max batch is the number of concurrent "
                f"requests of s = {s} tokens whose KV cache fits beside the weights.")
     cols = st.columns(5)
     cols[0].metric("Parameters", count_text(base.params))
     cols[0].caption(f"{fixed_text(base.params / 1e9, 3)} billion"
-                    + (" (exact)" if base.params < 10**15 else ""))
-    cols[1].metric(f"Weight memory (b_w = {w.weight_bytes:g})", gib_text(base.weights))
+                    + (" (exact)" if base.params < 10**15 else "")
+                    + (f"; active per token {fixed_text(base.active / 1e9, 3)} billion"
+                       if m.moe else ""))
+    cols[1].metric(f"Weight memory ({weights_label(w)})", gib_text(base.weights))
+    checkpoint = ""
+    if base.checkpoint_weights is not None and base.checkpoint_weights != base.weights:
+        checkpoint = (f"; at the checkpoint's formats ({state.checkpoint_formats(m)}): "
+                      f"{gib_text(base.checkpoint_weights)}")
     cols[1].caption(f"= {fixed_text(base.weights / GB, 2)} GB = "
-                    f"{fixed_text(base.weights, 0)} bytes")
+                    f"{fixed_text(base.weights, 0)} bytes{checkpoint}")
     cols[2].metric("KV cache per token", fixed_text(base.kv_token, 0, "bytes"))
-    cols[2].caption(f"= {fixed_text(base.kv_token / 2**10, 1)} KiB, all layers, K and V")
+    cols[2].caption(f"= {fixed_text(base.kv_token / 2**10, 1)} KiB, all layers, "
+                    + ("the latent" if m.mla and w.mla != "expanded" else "K and V")
+                    + (" (within the window)" if m.window_layers and m.sliding_window else ""))
     cols[3].metric(f"KV cache per request (s = {s})", gib_text(base.kv_request, 4))
     cols[3].caption(f"= {fixed_text(base.kv_request / GB, 4)} GB = "
                     f"{fixed_text(base.kv_request, 0)} bytes")
     with cols[4]:
         guarded(_max_batch_metric, side)
+    guarded(_architecture_metrics, m, w, base)
     guarded(_memory_sections, side, base)
+
+
+def _architecture_metrics(m: ModelSpec, w: Workload, base: compute.MemoryBasics) -> None:
+    """Active parameters; the KV cache per layer type (windows) or per cache layout (MLA)."""
+    s = w.context
+    cols = st.columns(4)
+    cols[0].metric("Active per token", count_text(base.active))
+    if m.moe:
+        cols[0].caption(f"parameters one token uses, {100 * base.active / base.params:.1f} % "
+                        f"of the total: every non-expert parameter + k/E = "
+                        f"{m.experts_per_token}/{m.n_experts} of the routed experts'. The input "
+                        "embedding counts (vendors differ on that).")
+    else:
+        cols[0].caption("parameters one token uses — dense: all of them")
+    if m.sliding_window and m.window_layers:
+        cols[1].metric(f"KV per token at s = {s}", fixed_text(base.kv_token_at_context, 0,
+                                                                 "bytes"))
+        cols[1].caption(f"per request / s: the {m.window_layers} window layers hold at most "
+                        f"W − 1 = {count_text(m.sliding_window - 1)} tokens")
+        cols[2].metric(f"KV full-attention layers (s = {s})", gib_text(base.kv_full, 4))
+        cols[2].caption(f"{m.n_layers - m.window_layers} layers × s tokens")
+        cols[3].metric(f"KV window layers (s = {s})", gib_text(base.kv_window, 4))
+        cols[3].caption(f"{m.window_layers} layers × min(s, W − 1) = "
+                        f"{count_text(min(s, m.sliding_window - 1))} tokens")
+    if m.mla and base.kv_token_other is not None:
+        other = "expanded (Hugging Face)" if w.mla != "expanded" else "latent (serving)"
+        cols[1].metric(f"KV per token, {other}", fixed_text(base.kv_token_other, 0, "bytes"))
+        cols[1].caption(f"{base.kv_token_other / base.kv_token:.3g}× the "
+                        f"{state.MLA_LABELS[w.mla]} cache")
 
 
 def _memory_plan(side: Sidebar) -> compute.MemoryPlan:
     m, hw, w = side.need_model(), side.need_hw(), side.need_workload()
-    inputs.check_workload_tp(m, w.tp)
-    return memory_plan(m, hw, w, inputs.table_tps(m, w.tp))
+    inputs.check_workload_tp(m, w.tp, w.ep)
+    return memory_plan(m, hw, w, inputs.table_tps(m, w.tp, w.ep))
 
 
 def _max_batch_metric(side: Sidebar) -> None:
@@ -458,7 +575,8 @@ def _max_batch_metric(side: Sidebar) -> None:
         st.caption("needs a valid hardware and workload (see the sidebar)")
         return
     w, mp = side.need_workload(), _memory_plan(side)
-    st.metric(f"Max batch (s = {w.context}, TP = {w.tp})", count_text(mp.plan.max_batch))
+    ep = f", EP = {w.ep}" if w.ep > 1 else ""
+    st.metric(f"Max batch (s = {w.context}, TP = {w.tp}{ep})", count_text(mp.plan.max_batch))
     st.caption(f"on {side.need_hw().name}; at s + g = {w.context + w.generate}: "
                f"{count_text(mp.full.max_batch)}")
 
@@ -472,13 +590,34 @@ def _memory_sections(side: Sidebar, base: compute.MemoryBasics) -> None:
                  "or KV element, a shorter context, or a GPU with more memory.", icon=ERR)
     else:
         st.success(f"**Why {count_text(plan.max_batch)}:** {plan.reason}.")
-    if plan.kv_replication > 1:
+    if plan.kv_replication > 1 and m.mla and w.mla != "expanded":
+        st.info(f"The latent KV cache is shared by the heads, so each of the TP = {w.tp} GPUs "
+                "holds all of it: the per-GPU KV cache does not shrink with TP.")
+    elif plan.kv_replication > 1:
         st.warning(f"TP = {w.tp} exceeds the {m.n_kv_heads} KV heads: each KV head is "
                    f"replicated on {plan.kv_replication} GPUs, so the per-GPU KV cache stops "
                    "shrinking with TP.")
+    if m.moe:
+        if w.ep > 1:
+            dp = (f"the attention runs as DP = EP/TP = {plan.dp} replicas, each holding its "
+                  f"own requests' KV cache, so the group serves {plan.dp} × the batch of one "
+                  "replica" if plan.dp > 1 else
+                  "the attention runs on the TP group as it does without EP (DP = EP/TP = 1)")
+            st.info(f"**Expert parallelism EP = {w.ep}:** {m.n_experts // w.ep} of the "
+                    f"{m.n_experts} routed experts lie whole on each GPU; {dp}.")
+        else:
+            st.caption(f"Every one of the {m.n_experts} routed experts is sliced over the "
+                       f"TP = {w.tp} GPUs; set EP in the sidebar to hold them whole.")
     name = slug(m.name, hw.name)
+    if base.kv_layers is not None:
+        st.subheader(f"KV cache by layer type at s = {w.context}")
+        table(base.kv_layers, f"kv_by_layer_type_{name}_s{w.context}", {
+                "tokens held per layer": NUM(format="localized"),
+                "KV bytes per request": NUM(format="localized"),
+                "GiB per request": NUM(format="%.4f")})
     st.subheader("Max batch vs context and TP")
-    vs = max_batch_chart(m, hw, inputs.table_tps(m, w.tp), w.weight_bytes, w.kv_bytes)
+    vs = max_batch_chart(m, hw, inputs.table_tps(m, w.tp, w.ep), w.weight_bytes, w.kv_bytes,
+                         w.expert_weight_bytes, w.ep, w.mla)
     left, right = st.columns([2, 3])
     with left:
         table(vs.table, f"max_batch_{name}", {c: NUM(format="localized")
@@ -490,9 +629,10 @@ def _memory_sections(side: Sidebar, base: compute.MemoryBasics) -> None:
         "weights per GPU (GiB)": NUM(format="%.3f"),
         "KV per request per GPU (MiB)": NUM(format="%.2f"), "max batch": NUM(format="localized"),
         "why": st.column_config.TextColumn(width="large")})
-    st.subheader(f"Parameters by component (b_w = {w.weight_bytes:g} bytes per weight)")
+    st.subheader(f"Parameters by component ({weights_label(w)})")
     table(base.table, f"params_{name}", {
         "parameters": NUM(format="localized"), "share (%)": NUM(format="%.2f"),
+        "bytes per weight": NUM(format="%.6g"),
         "weight bytes": NUM(format="localized"), "weight GB (1e9 B)": NUM(format="%.3f"),
         "weight GiB (2^30 B)": NUM(format="%.3f")})
     with st.expander("Course convention: the E0294 text's parameter count"):
@@ -510,20 +650,33 @@ def page_roofline(side: Sidebar) -> None:
     m, hw, w = side.need_model(), side.need_hw(), side.need_workload()
     r = roofline_page(m, hw, w)
     t = r.times
-    eta = (f"custom η_c = {w.eta_c:g}, η_m = {w.eta_m:g}" if w.custom_efficiency
-           else f"{hw.name}'s efficiencies ({inputs.efficiency_text(hw)})")
+    if w.custom_efficiency:
+        eta = f"custom η_c = {w.eta_c:g}, η_m = {w.eta_m:g}"
+    elif t.engine:
+        eta = f"the {t.engine} engine profile ({inputs.engine_text(engine_preset(t.engine))})"
+    else:
+        eta = f"{hw.name}'s efficiencies ({inputs.efficiency_text(hw)})"
+    fixed = (f" + the engine's {time_text(t.fixed)} per pass (t_step + L·t_layer)"
+             if t.fixed else "")
+    ep = f", EP = {w.ep}" if w.ep > 1 else ""
     st.caption(f"Per operator t = max(F / (η_c·π), Q / (η_m·β)) + overhead on one GPU of the "
-               f"TP group, with {eta}; 1 multiply-add = 2 FLOPs; peak π = {t.dtype} dense. "
-               "Prefill is q = s new tokens on c = 0 cached; a decode step q = 1 on c = s. "
-               f"B = {w.batch}.")
+               f"TP group{fixed}, with {eta}; 1 multiply-add = 2 FLOPs; peak π = {t.dtype} "
+               f"dense; weights {weights_label(w)}. Prefill is q = s new tokens on c = 0 "
+               f"cached; a decode step q = 1 on c = s. B = {w.batch}, TP = {w.tp}{ep}.")
     cols = st.columns(5)
     cols[0].metric("TTFT", time_text(t.ttft))
-    cols[0].caption("time to first token = the prefill pass")
+    cols[0].caption("time to first token = the prefill pass; "
+                    + band_caption(t.ttft, t.ttft_band, t.prefill_regime, t.engine))
     cols[1].metric("Time per output token", time_text(t.tpot_first))
-    cols[1].caption(f"first decode step; mean over g = {w.generate}: {time_text(t.tpot_mean)}")
+    first_step = band_caption(t.tpot_first, t.tpot_first_band, t.decode_regime, t.engine)
+    cols[1].caption(f"first decode step: {first_step}; mean over g = {w.generate}: "
+                    f"{band_text(t.tpot_mean, t.tpot_mean_band)}")
     cols[2].metric("Throughput", rate_text(t.throughput, "tokens/s"))
+    rate_band = t.throughput_band
     cols[2].caption(f"B·g = {count_text(w.batch * w.generate)} tokens in "
-                    f"{time_text(t.total)}")
+                    f"{band_text(t.total, t.total_band)}"
+                    + ("" if rate_band is None else
+                       f"; {rate_text(rate_band[0], '')}–{rate_text(rate_band[1], 'tokens/s')}"))
     cols[3].metric("Prefill bound", t.prefill_bound)
     cols[3].caption(f"intensity {fixed_text(t.prefill_intensity, 1)} FLOPs/byte")
     cols[4].metric("Decode bound", t.decode_bound)
@@ -541,9 +694,10 @@ def page_roofline(side: Sidebar) -> None:
         st.info(f"**Decode turns compute-bound at batch B = {first:,}** (scanning B = 1 … "
                 f"{count_text(top)}, the max batch that fits at s = {w.context}).")
     elif top:
+        why = ("the experts a batch touches and each request's KV reads grow with B"
+               if m.moe else "each request's KV reads grow with B as fast as the FLOPs")
         st.info(f"**Decode never turns compute-bound within memory:** up to the max batch "
-                f"{count_text(top)} every decode step stays memory-bound (each request's KV "
-                "reads grow with B as fast as the FLOPs).")
+                f"{count_text(top)} every decode step stays memory-bound ({why}).")
     name = slug(m.name, hw.name, f"B{w.batch}", f"s{w.context}")
     figure(r.png, f"roofline_{name}", width="content")
     st.subheader("Per-operator roofline (totals over the layers)")
@@ -557,10 +711,29 @@ def page_roofline(side: Sidebar) -> None:
                                ops.to_csv(index=False).encode(),
                                f"{phase}_ops_full_{name}.csv", "text/csv",
                                key=f"csv_{phase}_full", on_click="ignore", icon=DL)
-    st.subheader(f"Decode step vs batch (context s = {w.context}, TP = {w.tp})")
+    if r.moe_png is not None:
+        st.subheader(f"Decode intensity vs batch as the experts fill up (s = {w.context})")
+        st.caption(f"Each token reaches k = {m.experts_per_token} of the {m.n_experts} routed "
+                   "experts of a layer; a batch of B tokens touches U = E (1 − (1 − k/E)^B) "
+                   "of them (uniform routing), so the expert weights read grow with B until "
+                   "all are touched, and only then does the intensity rise as a dense "
+                   "model's does. Every batch that fits is priced by `cm.sweep`.")
+        figure(r.moe_png, f"moe_decode_intensity_{name}")
+    st.subheader(f"Decode step vs batch (context s = {w.context}, TP = {w.tp}{ep})")
     table(r.batch_table, f"decode_vs_batch_{name}", {
         "FLOPs/byte": NUM(format="%.2f"), "step time (ms)": NUM(format="%.3f"),
-        "tokens/s": NUM(format="localized")})
+        "80 % band low (ms)": NUM(format="%.3f"), "80 % band high (ms)": NUM(format="%.3f"),
+        "tokens/s": NUM(format="localized")} | {
+        c: NUM(format="%.3f") for c in r.batch_table.columns if c.startswith("experts")})
+
+
+def band_caption(seconds: float, band: tuple[float, float] | None, regime: str,
+                 engine: str) -> str:
+    """'7.40 ms, 80 % band 6.30–8.90 ms', or why there is no band."""
+    if band is not None:
+        return band_text(seconds, band)
+    why = f"the {engine} profile has none for {regime}" if engine else "no engine profile"
+    return f"{time_text(seconds)}, no band ({why})"
 
 
 # ================================================================ Attention intensity
@@ -593,7 +766,7 @@ def page_attention(side: Sidebar) -> None:
         "FLOPs/byte": NUM(format="%.4f")})
     if side.hw is not None and side.workload is not None:
         hw = side.hw
-        ridge = hw.ridge_point(dtype_for_bytes(hw, side.workload.weight_bytes))
+        ridge = hw.ridge_point(inputs.compute_dtype(hw, side.workload))
         st.caption(f"{hw.name}'s ridge point is {fixed_text(ridge, 0)} FLOPs/byte: attention "
                    "below it is memory-bound.")
     st.markdown(
@@ -633,12 +806,15 @@ def page_speculative(side: Sidebar) -> None:
     target, hw, w = side.need_model(), side.need_hw(), side.need_workload()
     s = state.SpeculativeSettings.of(ss)
     r = speculative_page(target, hw, w, s)
-    st.caption(f"Target {target.name}, draft {s.draft} on {hw.name}, TP = 1, context "
-               f"s = {w.context}, B = {w.batch}. One iteration: γ draft decode steps + one "
-               "target pass verifying γ + 1 tokens, priced through the roofline.")
+    engine = f", engine {w.engine}" if w.engine else ""
+    st.caption(f"Target {target.name}, draft {s.draft} on {hw.name}, TP = 1, EP = 1, context "
+               f"s = {w.context}, B = {w.batch}, weights {weights_label(w)}{engine}. One "
+               "iteration: γ draft decode steps + one target pass verifying γ + 1 tokens, "
+               "priced through the roofline.")
     cols = st.columns(5)
     cols[0].metric("Cost ratio c = T_draft / T_target", fixed_text(r.cost_ratio, 4))
-    cols[0].caption(f"{time_text(r.draft_step)} / {time_text(r.target_step)}")
+    cols[0].caption(f"draft step {band_text(r.draft_step, r.draft_band)} / target step "
+                    f"{band_text(r.target_step, r.target_band)}")
     cols[1].metric("Expected tokens per iteration", f"{r.expected_tokens:.3f}")
     cols[1].caption("(1 − α^(γ+1)) / (1 − α)")
     cols[2].metric("Speedup (roofline)", f"{r.speedup:.3f}×")
@@ -677,7 +853,10 @@ def _formulas_model(side: Sidebar) -> None:
     m, w = side.need_model(), side.need_workload()
     st.subheader(f"Memory — {m.name}")
     show(memory_formulas(m, w))
-    show([max_batch_shown(m, w, side.need_hw())])
+    guarded(lambda: show([max_batch_shown(m, w, side.need_hw())]))
+    for title, items in architecture_formulas(m, w):
+        st.subheader(title)
+        show(items)
 
 
 def _formulas_attention(side: Sidebar) -> None:

@@ -352,6 +352,44 @@ def max_batch_vs_context(m, hw, contexts: Sequence[int] = (512, 1024, 2048, 4096
     return fig
 
 
+def decode_intensity_vs_batch(batches: Sequence[float], intensity: Sequence[float],
+                              ridge: float, experts: Sequence[float] | None = None,
+                              n_experts: int = 0, first_compute: int | None = None,
+                              title: str = "Decode intensity vs batch") -> mfigure.Figure:
+    """A decode step's intensity (FLOPs per byte) vs batch B with the ridge point, the first
+    compute-bound batch marked, and (a mixture of experts) the routed experts the batch touches
+    per layer on a second axis: as they fill up, the expert weights read grow with B and the
+    intensity rises more slowly than a dense model's."""
+    b = np.asarray(batches, dtype=float)
+    fig = _figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(b, np.asarray(intensity, dtype=float), color="C0", label="decode step intensity")
+    ax.axhline(ridge, color="C3", ls="--", lw=1, label=f"ridge point {ridge:.0f} FLOPs/byte")
+    if first_compute is not None:
+        ax.axvline(first_compute, color="grey", ls=":", lw=1)
+        ax.annotate(f"compute-bound from B = {first_compute:,}", (first_compute, 0.03),
+                    xycoords=ax.get_xaxis_transform(), xytext=(-4, 0),
+                    textcoords="offset points", ha="right", fontsize=8)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size B (sequences)")
+    ax.set_ylabel("arithmetic intensity (FLOPs per byte)")
+    ax.grid(True, which="both", alpha=0.3)
+    lines, labels = ax.get_legend_handles_labels()
+    top = ax
+    if experts is not None and n_experts:
+        right = top = ax.twinx()
+        right.plot(b, np.asarray(experts, dtype=float), color="C2", ls="-.",
+                   label="experts touched per layer")
+        right.set_ylim(0, n_experts * 1.05)
+        right.set_ylabel(f"routed experts touched (of {n_experts})")
+        more, more_labels = right.get_legend_handles_labels()
+        lines, labels = lines + more, labels + more_labels
+    top.legend(lines, labels, loc="center right", fontsize=8)   # on top of both axes
+    ax.set_title(title)
+    return fig
+
+
 def save(fig, path) -> None:
     """Save a figure as PNG (150 dpi)."""
     fig.savefig(path, dpi=150)

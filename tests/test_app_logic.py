@@ -244,3 +244,90 @@ def test_committed_validation_files_are_read():
     assert not res.problems
     assert "headline" in res.tables and len(res.figures) >= 1
     assert compute.measurement_files(Path("/nonexistent-folder")) == []
+
+
+# ---------------------------------------------------------------- formats, engines, EP, MLA
+def test_workload_resolves_formats_engine_attention_ep_and_mla():
+    base = state.defaults()
+    # DeepSeek-V3's checkpoint: fp8 with an fp32 scale per 128×128 block = 1 + 4/16384 bytes
+    w = Workload.of(base, cm.model("deepseek-v3"))
+    assert (w.quant, w.weight_bytes) == ("fp8-block128", 1 + 4 / 16384)
+    assert w.options()["quant"] == "fp8-block128" and "weight_bytes" not in w.options()
+    # GPT-OSS: 16-bit weights, MXFP4 experts ((4 + 8/32)/8 = 0.53125 bytes)
+    w = Workload.of(base, cm.model("gpt-oss-20b"))
+    assert (w.quant, w.expert_quant, w.weight_bytes, w.expert_bytes) == (
+        None, "mxfp4", 2.0, 0.53125)
+    assert w.options()["expert_quant"] == "mxfp4" and w.options()["weight_bytes"] == 2.0
+    # a chosen format for every weight: int4 + a 16-bit scale and 4-bit zero per 32 weights
+    w = Workload.of({**base, "quant": "int4-g32"}, cm.model("gpt-oss-20b"))
+    assert w.weight_bytes == w.expert_bytes == 0.5 + 2.5 / 32 and w.expert_quant is None
+    # engine attention; EP and the MLA cache only where the model has experts, latent attention
+    w = Workload.of({**base, "engine": "eager", "ep": 8, "mla": "expanded"}, cm.model("gpt2"))
+    assert (w.engine, w.attention, w.ep, w.mla) == ("eager", "eager", 1, "absorbed")
+    w = Workload.of({**base, "ep": 8, "mla": "expanded", "attention": "standard",
+                     "engine": "tuned"}, cm.model("deepseek-v2-lite"))
+    assert (w.ep, w.mla, w.attention) == (8, "expanded", "standard")
+    assert w.options()["ep"] == 8 and w.options()["mla"] == "expanded"
+    assert w.memory() == {"weight_bytes": 2.0, "expert_weight_bytes": 2.0, "kv_bytes": 2.0,
+                          "ep": 8, "mla": "expanded"}
+
+
+def test_pages_price_formats_engines_and_ep_as_the_api():
+    m, hw = cm.model("mixtral-8x7b"), cm.hardware("h100-sxm")
+    w = Workload.of({**state.defaults(), "quant": "fp8", "engine": "tuned", "ep": 4, "tp": 2,
+                     "batch": 16, "context": 2048}, m, hw)
+    t = compute.roofline_times(m, hw, w)
+    g = cm.generation(m, hw, 2048, 128, 16, tp=2, ep=4, quant="fp8", engine="tuned")
+    assert (t.ttft, t.tpot_first, t.total) == (g.ttft, g.tpot_first, g.total_time)
+    assert t.dtype == "fp8" and t.engine == "tuned" and t.ttft_band == g.ttft_interval
+    plan = compute.memory_plan(m, hw, w, (1, 2, 4)).plan
+    assert plan.max_batch == cm.max_batch_size(m, hw, 2048, tp=2, weight_bytes=1, ep=4)
+    assert plan.dp == 2                                          # EP / TP attention replicas
+    r = compute.speculative_page(m, hw, w, state.SpeculativeSettings(0.75, 3))
+    api = cm.speculative_speedup(m, cm.model("gpt2"), hw, 0.75, 3, context=2048, batch=16,
+                                 quant="fp8", engine="tuned", attention="fused")
+    assert r.speedup == api["speedup"]                           # one GPU: no TP, no EP
+
+
+def test_memory_basics_active_and_kv_by_layer_type():
+    # Mixtral: 46,702,792,704 − 45,097,156,608 · 6/8 (Hugging Face's split, RESULTS.md)
+    b = compute.memory_basics(cm.model("mixtral-8x7b"), 1024, 2.0, 2.0)
+    assert b.active == 12_879_925_248 and b.kv_window == 0
+    # Mistral-7B: every layer a 4096 window; at s = 8192 each holds 4095 tokens × 4,096 bytes
+    b = compute.memory_basics(cm.model("mistral-7b"), 8192, 2.0, 2.0)
+    assert (b.kv_full, b.kv_window) == (0, 32 * 4095 * 4096)
+    assert b.kv_token_at_context == 32 * 4095 * 4096 / 8192
+    assert list(b.kv_layers["tokens held per layer"]) == [8192, 4095]
+    # DeepSeek-V2-Lite: latent (512 + 64) vs expanded 16 × (128 + 64 + 128), 27 layers
+    b = compute.memory_basics(cm.model("deepseek-v2-lite"), 1024, 2.0, 2.0, mla="absorbed")
+    assert (b.kv_token, b.kv_token_other) == (27 * 576 * 2, 27 * 16 * 320 * 2)
+    # GPT-OSS at its checkpoint's formats vs all at 2 bytes
+    b = compute.memory_basics(cm.model("gpt-oss-20b"), 1024, 2.0, 2.0)
+    assert b.checkpoint_weights == 13_751_518_848 and b.weights == 2 * 20_914_757_184
+
+
+def test_architecture_formulas_with_the_workload_numbers():
+    m = cm.model("mixtral-8x7b")
+    parts = dict(compute.architecture_formula_list(m, Workload(batch=4)))
+    (title, shown), = parts.items()
+    assert title.startswith("Mixture of experts")
+    by_title = {f.title.split("**")[1]: f.result for f in shown}
+    touched = next(v for k, v in by_title.items() if k.startswith("distinct routed experts"))
+    assert touched == r"= \mathbf{5.46875}"                      # 8 (1 − 0.75⁴)
+    active = next(v for k, v in by_title.items() if k.startswith("active parameters"))
+    assert "12{,}879{,}925{,}248" in active
+    assert compute.architecture_formula_list(cm.model("llama3-8b"), Workload()) == []
+    with pytest.raises(ValueError, match="ep: 3 does not divide"):
+        compute.architecture_formula_list(m, Workload(ep=3))
+
+
+def test_engine_text_and_compute_dtype():
+    text = inputs.engine_text(cm.engine("tuned"))
+    assert "η_c 0.7" in text and "50 µs per layer per pass" in text and "fused" in text
+    h100 = cm.hardware("h100-sxm")
+    assert inputs.compute_dtype(h100, Workload(quant="fp8", weight_bytes=1)) == "fp8"
+    assert inputs.compute_dtype(cm.hardware("a100-80gb"),
+                                Workload(quant="fp8", weight_bytes=1)) == "bf16"   # no fp8
+    assert inputs.compute_dtype(h100, Workload(quant="int4-g128", weight_bytes=0.51953125)) \
+        == "bf16"                                                 # weight-only
+    assert inputs.table_tps(cm.model("mixtral-8x7b"), 1, ep=4) == (1, 2, 4)

@@ -26,6 +26,10 @@ def _figures():
         "max_batch_vs_context": (plots.max_batch_vs_context(m, "a100-80gb",
                                                             contexts=(1024, 4096), tps=(1, 2)),
                                  ("tokens", "requests")),
+        # Mixtral-style: E = 8, k = 2 → U(B) = 8 (1 − 0.75^B): 2, 3.5, 5.46875 at B = 1, 2, 4
+        "decode_intensity_vs_batch": (plots.decode_intensity_vs_batch(
+            [1, 2, 4], [1.0, 1.7, 2.9], 153.0, experts=[2, 3.5, 5.46875], n_experts=8,
+            first_compute=4, title="MoE decode"), ("sequences", "FLOPs per byte")),
     }
 
 
@@ -45,7 +49,7 @@ def test_every_public_figure_function_is_covered(figures):
 
 @pytest.mark.parametrize("name", ["roofline_chart", "roofline_chart_labels", "intensity_vs_n",
                                   "intensity_vs_batch", "speedup_vs_gamma",
-                                  "max_batch_vs_context"])
+                                  "max_batch_vs_context", "decode_intensity_vs_batch"])
 def test_figure_labelled_and_saved(figures, name, tmp_path):
     fig, (x_unit, y_unit) = figures[name]
     assert isinstance(fig, Figure)
@@ -86,3 +90,14 @@ def test_roofline_labels_inside_the_axes_and_apart(model, hw, context, tp, batch
         ops = a.ops[(a.ops["flops"] > 0) & (a.ops["bytes"] > 0)]
         named = [op for op in ops["op"] if op in text or "more" in text]
         assert len(named) == len(ops)
+
+
+def test_decode_intensity_vs_batch_marks_the_ridge_and_the_experts(figures):
+    fig, _ = figures["decode_intensity_vs_batch"]
+    ax, right = fig.axes
+    assert list(ax.lines[1].get_ydata()) == [153.0, 153.0]          # the ridge point
+    assert list(ax.lines[2].get_xdata()) == [4, 4]                  # first compute-bound B
+    assert list(right.lines[0].get_ydata()) == [2, 3.5, 5.46875]
+    assert "of 8" in right.get_ylabel() and right.get_ylim()[1] >= 8
+    dense = plots.decode_intensity_vs_batch([1, 2], [1.0, 2.0], 100.0)
+    assert len(dense.axes) == 1                                      # no expert axis

@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from costmodel.app.state import HW_FIELDS, MODEL_FIELDS, model_field_values
-from costmodel.batch import check_tp
+from costmodel.app.state import HW_FIELDS, MODEL_FIELDS, Workload, model_field_values
+from costmodel.batch import check_parallel, check_tp
 from costmodel.files import parse_json
 from costmodel.hfconfig import spec_from_hf_config
-from costmodel.specs import HardwareSpec, ModelSpec
+from costmodel.quant import dtype_for_bytes, weight_format
+from costmodel.specs import EngineProfile, HardwareSpec, ModelSpec
 
 #: Exceptions a reader turns into a ValueError (a malformed value deep in a file can surface as
 #: any of them before the checks see it).
@@ -130,9 +131,10 @@ def valid_tps(m: ModelSpec, limit: int = 64) -> list[int]:
     return out
 
 
-def table_tps(m: ModelSpec, tp: int) -> tuple[int, ...]:
-    """A handful of TP degrees for tables: powers of two (or all valid degrees), plus ``tp``."""
-    valid = valid_tps(m)
+def table_tps(m: ModelSpec, tp: int, ep: int = 1) -> tuple[int, ...]:
+    """A handful of TP degrees for tables: powers of two (or all valid degrees), plus ``tp``;
+    with expert parallelism only those that divide ``ep``."""
+    valid = [t for t in valid_tps(m) if ep == 1 or ep % t == 0]
     pick = [t for t in valid if t & (t - 1) == 0 and t <= 16]
     if len(pick) < 2:
         pick = valid[:5]
@@ -141,13 +143,29 @@ def table_tps(m: ModelSpec, tp: int) -> tuple[int, ...]:
     return tuple(sorted(pick))
 
 
-def check_workload_tp(m: ModelSpec, tp: int) -> None:
-    """check_tp with the valid choices named."""
+def check_workload_tp(m: ModelSpec, tp: int, ep: int = 1) -> None:
+    """check_tp (and, for EP > 1, check_parallel) with the valid choices named."""
     try:
         check_tp(m, tp)
     except ValueError as e:
         raise ValueError(f"{e}. Valid TP degrees for {m.name}: "
                          f"{', '.join(map(str, valid_tps(m)))}") from None
+    try:
+        check_parallel(m, tp, ep)
+    except ValueError as e:
+        valid = [x for x in range(tp, m.n_experts + 1, tp) if m.n_experts % x == 0] \
+            if m.moe else [1]
+        raise ValueError(f"{e}. Valid EP degrees for {m.name} at TP = {tp}: "
+                         f"{', '.join(map(str, [1, *[x for x in valid if x > 1]]))}") \
+            from None
+
+
+def compute_dtype(hw: HardwareSpec, w: Workload) -> str:
+    """The dtype of the workload's matmuls on ``hw``: its format's where ``hw`` has it, else
+    the 16-bit path (fp32 for 4-byte weights)."""
+    if w.quant:
+        return weight_format(w.quant).compute_dtype(hw)
+    return dtype_for_bytes(hw, w.weight_bytes)
 
 
 # ---------------------------------------------------------------- text
@@ -168,6 +186,24 @@ def efficiency_text(h: HardwareSpec) -> str:
     return head + ", ".join(parts) + ("" if h.kernel_overhead > 0 else ", no kernel overhead")
 
 
-__all__ = ["check_workload_tp", "custom_hardware", "custom_model", "efficiency_text",
+def engine_text(e: EngineProfile) -> str:
+    """What an engine profile applies: 'η_c 0.7, η_m 0.7, 50 µs per layer per pass, fused
+    attention; 80 % bands: decode_b1 ×0.85–1.2 …'."""
+    parts = [f"η_c {e.eta_c:g}", f"η_m {e.eta_m:g}"]
+    if e.eta_m_quant is not None:
+        parts.append(f"η_m {e.eta_m_quant:g} on weight-only quantized matmuls")
+    if e.step_overhead:
+        parts.append(f"{e.step_overhead * 1e6:g} µs per pass")
+    if e.layer_overhead:
+        parts.append(f"{e.layer_overhead * 1e6:g} µs per layer per pass")
+    if e.kernel_overhead:
+        parts.append(f"{e.kernel_overhead * 1e6:g} µs per kernel")
+    parts.append(f"{e.attention} attention")
+    bands = ", ".join(f"{k} ×{lo:.3g}–{hi:.3g}" for k, (lo, hi) in e.bands.items())
+    return f"{', '.join(parts)}; 80 % bands: {bands or 'none (no fitted band yet)'}"
+
+
+__all__ = ["check_workload_tp", "compute_dtype", "custom_hardware", "custom_model",
+           "efficiency_text", "engine_text",
            "hardware_fields_of", "hardware_from_upload", "model_fields_of", "model_from_upload",
            "table_tps", "valid_tps"]

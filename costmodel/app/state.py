@@ -17,8 +17,12 @@ from functools import cache
 from typing import Any
 
 from costmodel.checks import MAX_DIM
-from costmodel.params import param_count
-from costmodel.presets import hardware_presets, model_presets
+from costmodel.ops import MLA
+from costmodel.params import param_count, resolve_weight_bytes
+from costmodel.presets import engine as engine_preset
+from costmodel.presets import engine_presets, hardware_presets, model_presets
+from costmodel.pricing import Efficiency
+from costmodel.quant import FORMATS, weight_format
 from costmodel.specs import (
     ACTIVATIONS,
     MAX_BANDWIDTH,
@@ -27,6 +31,7 @@ from costmodel.specs import (
     MAX_PEAK,
     NORMS,
     POSITIONS,
+    HardwareSpec,
     ModelSpec,
 )
 from costmodel.units import GB, GIB, TERA
@@ -39,12 +44,22 @@ CALIBRATION = "calibration JSON"   # the hardware of an uploaded calibration fil
 BYTE_CHOICES = (4.0, 2.0, 1.0, 0.5)
 ACT_BYTE_CHOICES = (4.0, 2.0, 1.0)
 BYTE_LABELS = {4.0: "4 (fp32)", 2.0: "2 (fp16 / bf16)", 1.0: "1 (fp8 / int8)", 0.5: "0.5 (int4)"}
-ATTENTION = ("standard", "fused")
-ATTENTION_LABELS = {"standard": "standard (S, P in memory)", "fused": "fused (FlashAttention)"}
+#: "engine": the engine profile's own attention (standard for the ideal roofline).
+ATTENTION = ("engine", "standard", "fused")
+ATTENTION_LABELS = {"engine": "the engine's", "standard": "standard (S, P in memory)",
+                    "fused": "fused (FlashAttention)"}
+#: Weight formats: "auto" is the checkpoint's formats (where the model states them), else the
+#: bytes per weight b_w; then every format of costmodel.quant (int4 with groups of 128 and 32).
+AUTO = "auto"
+QUANT_CHOICES = (AUTO, *FORMATS, "int4-g128", "int4-g32")
+DEFAULT_ENGINE = "ideal"
+MLA_LABELS = {"absorbed": "latent, absorbed (serving engines)",
+              "naive": "latent, up-projected every pass",
+              "expanded": "expanded K and V (Hugging Face)"}
 #: Where the efficiencies come from: the selected hardware's own fields (1 for a datasheet
 #: preset, fitted values for a fitted hardware JSON) or the two sliders.
 ETA_SOURCES = ("hardware", "custom")
-ETA_LABELS = {"hardware": "the hardware's", "custom": "custom η_c, η_m"}
+ETA_LABELS = {"hardware": "the engine's / hardware's", "custom": "custom η_c, η_m"}
 DEFAULT_MODEL = "llama3-8b"
 DEFAULT_HARDWARE = "a100-80gb"
 DEFAULT_DRAFT = "gpt2"
@@ -285,7 +300,11 @@ FIELDS: dict[str, Field] = {f.key: f for f in [
     Field("wbytes", 2.0, "choice", choices=BYTE_CHOICES),
     Field("kvbytes", 2.0, "choice", choices=BYTE_CHOICES),
     Field("abytes", 2.0, "choice", choices=ACT_BYTE_CHOICES),
-    Field("attention", "standard", "choice", choices=ATTENTION),
+    Field("attention", "engine", "choice", choices=ATTENTION),
+    Field("quant", AUTO, "choice", choices=QUANT_CHOICES),
+    Field("engine", DEFAULT_ENGINE, "choice", choices=lambda: tuple(engine_presets())),
+    Field("ep", 1, "int", 1, 1024),
+    Field("mla", "absorbed", "choice", choices=MLA),
     Field("eta", "hardware", "choice", choices=ETA_SOURCES),
     Field("eta_c", 1.0, "float", 0.01, 1.0),
     Field("eta_m", 1.0, "float", 0.01, 1.0),
@@ -358,11 +377,34 @@ def encode_query_params(values: Mapping[str, Any]) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- typed settings
+def quant_label(name: str, m: ModelSpec | None = None) -> str:
+    """'fp8 · 1 B/weight'; for auto, what it resolves to for ``m``."""
+    if name != AUTO:
+        return f"{name} · {weight_format(name).weight_bytes:.4g} B/weight"
+    formats = checkpoint_formats(m)
+    return f"auto: the checkpoint's ({formats})" if formats else "auto: b_w below"
+
+
+def checkpoint_formats(m: ModelSpec | None) -> str:
+    """'fp8-block128', '16-bit, experts mxfp4', or '' when the model states no format."""
+    if m is None or not (m.weight_format or m.expert_weight_format):
+        return ""
+    text = m.weight_format or "16-bit"
+    if m.expert_weight_format:
+        text += f", experts {m.expert_weight_format}"
+    return text
+
+
 @dataclass(frozen=True)
 class Workload:
     """What the sidebar's workload section describes: B requests of a ``context``-token prompt
-    (s), ``generate`` tokens each (g), on a TP group, with element widths and, unless None, the
-    efficiencies that replace the hardware's own."""
+    (s), ``generate`` tokens each (g), on a TP group (and EP for a mixture of experts), with
+    the weights' widths and formats, element widths, an engine profile and, unless None, the
+    efficiencies that replace the engine's and the hardware's.
+
+    ``weight_bytes`` / ``expert_weight_bytes`` are the widths the analyses use (resolved:
+    ``quant`` / ``expert_quant`` name their formats when they come from one; an
+    ``expert_weight_bytes`` of None is the weights' own)."""
 
     batch: int = 1
     context: int = 1024
@@ -374,20 +416,53 @@ class Workload:
     attention: str = "standard"
     eta_c: float | None = None
     eta_m: float | None = None
+    engine: str | None = None
+    quant: str | None = None
+    expert_quant: str | None = None
+    expert_weight_bytes: float | None = None
+    ep: int = 1
+    mla: str = "absorbed"
 
     @property
     def custom_efficiency(self) -> bool:
         return self.eta_c is not None or self.eta_m is not None
 
+    @property
+    def expert_bytes(self) -> float:
+        """Bytes per routed-expert weight."""
+        return self.weight_bytes if self.expert_weight_bytes is None \
+            else self.expert_weight_bytes
+
+    def precision(self) -> dict[str, Any]:
+        """The weight keywords of ``analyze`` / ``sweep``: the formats where they come from
+        one (their compute dtype picks the peak), else the bare width."""
+        kw: dict[str, Any] = {"quant": self.quant} if self.quant else \
+            {"weight_bytes": self.weight_bytes}
+        if self.expert_quant:
+            kw["expert_quant"] = self.expert_quant
+        elif self.expert_weight_bytes is not None:
+            kw["expert_weight_bytes"] = self.expert_weight_bytes
+        return kw
+
+    def memory(self) -> dict[str, Any]:
+        """The keywords of ``batch_plan`` / ``max_batch_size``: widths, EP, the MLA cache."""
+        return {"weight_bytes": self.weight_bytes, "expert_weight_bytes": self.expert_bytes,
+                "kv_bytes": self.kv_bytes, "ep": self.ep, "mla": self.mla}
+
     def options(self) -> dict[str, Any]:
         """Keyword arguments of ``analyze`` / ``generation`` / ``sweep`` for this workload (all
         but batch and the pass itself). Custom η_c / η_m apply to every operator (the skinny
         matmuls, the elementwise passes and weight-only quantized matmuls too); without them
-        the hardware's efficiencies price everything, exactly as ``cm.analyze`` does on that
-        hardware."""
-        kw: dict[str, Any] = {"tp": self.tp, "weight_bytes": self.weight_bytes,
-                              "kv_bytes": self.kv_bytes, "act_bytes": self.act_bytes,
-                              "attention": self.attention}
+        the engine's and the hardware's efficiencies price everything, exactly as
+        ``cm.analyze`` does with that engine on that hardware."""
+        kw: dict[str, Any] = {"tp": self.tp, **self.precision(), "kv_bytes": self.kv_bytes,
+                              "act_bytes": self.act_bytes, "attention": self.attention}
+        if self.engine:
+            kw["engine"] = self.engine
+        if self.ep > 1:
+            kw["ep"] = self.ep
+        if self.mla != "absorbed":
+            kw["mla"] = self.mla
         if self.eta_c is not None:
             kw.update(eta_c=self.eta_c, eta_c_skinny=self.eta_c)
         if self.eta_m is not None:
@@ -395,15 +470,46 @@ class Workload:
         return kw
 
     @classmethod
-    def of(cls, values: Mapping[str, Any]) -> Workload:
-        """The workload of a state (session state or parsed URL values)."""
+    def of(cls, values: Mapping[str, Any], m: ModelSpec | None = None,
+           hw: HardwareSpec | None = None) -> Workload:
+        """The workload of a state (session state or parsed URL values) for model ``m`` on
+        ``hw`` (either None when not known).
+
+        Weights: a format chosen, else (auto) the checkpoint's formats where ``m`` states
+        them, else the bytes per weight b_w. Engine: the profile chosen — the ideal one on a
+        hardware that carries its own (fitted) efficiencies is none, so those stay. Attention
+        "engine": the profile's own. EP and the MLA cache apply to the models that have
+        experts, latent attention."""
         custom = values.get("eta") == "custom"
+        choice = str(values.get("quant", AUTO))
+        quant = expert_quant = expert_bytes = None
+        if choice != AUTO:
+            quant, width = choice, weight_format(choice).weight_bytes
+        elif checkpoint_formats(m):
+            prec = resolve_weight_bytes(m)
+            quant, expert_quant = m.weight_format, m.expert_weight_format
+            width, expert_bytes = prec.weight_bytes, prec.expert_weight_bytes
+        else:
+            width = float(values["wbytes"])
+        name = str(values.get("engine", DEFAULT_ENGINE))
+        profile = engine_preset(name)
+        engine: str | None = name
+        if name == DEFAULT_ENGINE and hw is not None and not Efficiency.of(hw).ideal:
+            engine = None
+        attention = str(values.get("attention", "engine"))
+        if attention == "engine":
+            attention = profile.attention if engine else "standard"
         return cls(batch=int(values["batch"]), context=int(values["context"]),
                    generate=int(values["generate"]), tp=int(values["tp"]),
-                   weight_bytes=float(values["wbytes"]), kv_bytes=float(values["kvbytes"]),
-                   act_bytes=float(values["abytes"]), attention=str(values["attention"]),
+                   weight_bytes=float(width), kv_bytes=float(values["kvbytes"]),
+                   act_bytes=float(values["abytes"]), attention=attention,
                    eta_c=float(values["eta_c"]) if custom else None,
-                   eta_m=float(values["eta_m"]) if custom else None)
+                   eta_m=float(values["eta_m"]) if custom else None,
+                   engine=engine, quant=quant, expert_quant=expert_quant,
+                   expert_weight_bytes=expert_bytes,
+                   ep=int(values.get("ep", 1)) if m is not None and m.moe else 1,
+                   mla=str(values.get("mla", "absorbed")) if m is not None and m.mla
+                   else "absorbed")
 
 
 @dataclass(frozen=True)
@@ -434,9 +540,10 @@ class AttentionSettings:
                    float(values["ai_b"]))
 
 
-__all__ = ["ACT_BYTE_CHOICES", "ATTENTION", "ATTENTION_LABELS", "AttentionSettings",
+__all__ = ["ACT_BYTE_CHOICES", "ATTENTION", "ATTENTION_LABELS", "AUTO", "AttentionSettings",
            "BYTE_CHOICES", "BYTE_LABELS", "CALIBRATION", "CUSTOM", "DEFAULT_DRAFT",
-           "DEFAULT_HARDWARE", "DEFAULT_MODEL", "ETA_LABELS", "ETA_SOURCES", "FIELDS", "Field",
+           "DEFAULT_ENGINE", "DEFAULT_HARDWARE", "DEFAULT_MODEL", "MLA_LABELS", "QUANT_CHOICES",
+           "checkpoint_formats", "quant_label", "ETA_LABELS", "ETA_SOURCES", "FIELDS", "Field",
            "HF_CONFIG", "HW_FIELDS", "HardwareField", "MODEL_FIELDS", "ModelField", "PAGES",
            "SpeculativeSettings", "URL_ALIASES", "Workload", "defaults", "encode_query_params",
            "hardware_label", "hardware_names", "model_label", "model_names",
