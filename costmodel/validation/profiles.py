@@ -19,14 +19,14 @@ engine=profile)``): the one pricing, no second formula. The residual of a row is
 r = log(predicted time / measured time).
 
 The fit has two stages (least squares, Levenberg–Marquardt on the logs of the parameters,
-clipped to the bounds): (1) one *pooled* profile on every training row, each row priced with
-its class's attention implementation; (2) each class on its own rows, with a pull toward the
-pooled values — a residual (log θ − log θ_pooled) / ln 3 per parameter, i.e. a class's value
-is taken to lie within a factor 3 of the all-engine one unless its rows say otherwise. A
-parameter a class's rows do not inform (η_c of a class measured only at batch 1), and every
-parameter of a class with no training row (its one source held out), stays at the pooled value.
-Each class's attention implementation (:data:`ATTENTION_CHOICES`: fused or eager) is the one
-that fits its rows better; a class with no row keeps its default's.
+clipped to the bounds): (1) one *pooled* profile on every training row; (2) each class on its
+own rows, with a pull toward the pooled values — a residual (log θ − log θ_pooled) / ln 3 per
+parameter, i.e. a class's value is taken to lie within a factor 3 of the all-engine one unless
+its rows say otherwise. A parameter a class's rows do not inform (η_c of a class measured only
+at batch 1), and every parameter of a class with no training row (its one source held out),
+stays at the pooled value. The attention implementation (:data:`ATTENTION_CHOICES`: fused or
+eager) is chosen the same way: the one that fits the rows better, pooled, then per class; a
+class with no row takes the pooled one.
 
 Leave one source out: fit on the other sources, price the held-out one. Bands: the 10th and
 90th percentiles of measured / predicted time over the leave-one-source-out predictions of a
@@ -149,6 +149,7 @@ class ProfileFit:
     profiles: dict[str, EngineProfile]
     pooled: dict[str, float]
     rows: dict[str, int]
+    pooled_attention: str | None = None
     rms: dict[str, float] = field(default_factory=dict)
 
 
@@ -159,23 +160,28 @@ def fit_profiles(requests: Sequence[Request], classes: Sequence[str] = ENGINE_CL
     start = np.log([values_of(defaults["tuned"])[p] for p in PARAMS])
     prior = np.array([values_of(defaults["tuned"])[p] > BOUNDS[p][0] * 1.0001 for p in PARAMS])
 
-    def as_profiles(x: np.ndarray) -> dict[str, EngineProfile]:
+    def pooled_residuals(x: np.ndarray, attention: str) -> np.ndarray:
         vals = dict(zip(PARAMS, np.exp(x), strict=True))
-        return {c: profile(c, vals, defaults[c]) for c in classes}
-
-    def pooled_residuals(x: np.ndarray) -> np.ndarray:
-        r = log_ratios(requests, as_profiles(x))
+        like = {c: defaults[c].replace(attention=attention) for c in classes}
+        r = log_ratios(requests, {c: profile(c, vals, like[c]) for c in classes})
         return np.concatenate([r, ((x - start) / DEFAULT_SPREAD)[prior]])
 
-    x_pooled = levenberg_marquardt(pooled_residuals, start, _LO, _HI, iterations) \
-        if requests else start
+    x_pooled, pooled_attention, best_cost = start, None, math.inf
+    for attention in ATTENTION_CHOICES if requests else ():
+        x = levenberg_marquardt(lambda x, a=attention: pooled_residuals(x, a), start, _LO, _HI,
+                                iterations)
+        f = pooled_residuals(x, attention)
+        if f @ f < best_cost:
+            x_pooled, pooled_attention, best_cost = x, attention, float(f @ f)
     pooled = dict(zip(PARAMS, np.exp(x_pooled), strict=True))
     profiles, rows, rms = {}, {}, {}
     for c in classes:
         mine = [r for r in requests if r.engine_class == c]
         rows[c] = len(mine)
         if not mine:
-            profiles[c] = profile(c, pooled, defaults[c])
+            like = defaults[c] if pooled_attention is None \
+                else defaults[c].replace(attention=pooled_attention)
+            profiles[c] = profile(c, pooled, like)
             continue
         best = None
         for attention in ATTENTION_CHOICES:
@@ -192,7 +198,7 @@ def fit_profiles(requests: Sequence[Request], classes: Sequence[str] = ENGINE_CL
                 best = (float(f @ f), profile(c, dict(zip(PARAMS, np.exp(x), strict=True)), like))
         profiles[c] = best[1]
         rms[c] = float(np.sqrt(np.mean(log_ratios(mine, profiles) ** 2)))
-    return ProfileFit(profiles, pooled, rows, rms)
+    return ProfileFit(profiles, pooled, rows, rms, pooled_attention)
 
 
 # --------------------------------------------------------------------------- bands

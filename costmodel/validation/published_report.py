@@ -29,6 +29,7 @@ from tabulate import tabulate
 from costmodel.files import OutputSet
 from costmodel.lazy import deferred
 from costmodel.presets import engine_defaults, engine_presets
+from costmodel.specs import EngineProfile
 from costmodel.validation.profiles import (
     BAND_QUANTILES,
     CLASS_SPREAD,
@@ -113,7 +114,8 @@ def _weight_kind(bytes_per_weight: float, weights: str) -> str:
 # --------------------------------------------------------------------------- the assessment
 
 
-def loso_predictions(requests: list[Request], progress: Callable | None = None):
+def loso_predictions(requests: list[Request], progress: Callable | None = None,
+                     iterations: int = 40):
     """Leave one source out: per source, the profiles fitted on the other sources and the
     held-out rows priced with them. Returns (predicted values, the fits by source)."""
     sources = list(dict.fromkeys(r.source for r in requests))
@@ -121,7 +123,7 @@ def loso_predictions(requests: list[Request], progress: Callable | None = None):
     fits = {}
     for k, s in enumerate(sources):
         train = [r for r in requests if r.source != s]
-        fits[s] = fit_profiles(train)
+        fits[s] = fit_profiles(train, iterations=iterations)
         for i, r in enumerate(requests):
             if r.source == s:
                 pred[i] = r.predict(fits[s].profiles[r.engine_class])
@@ -130,13 +132,14 @@ def loso_predictions(requests: list[Request], progress: Callable | None = None):
     return pred, fits
 
 
-def assess_published(published: PublishedSet, progress: Callable | None = None
-                     ) -> PublishedReport:
-    """Price, fit, judge (see the module docstring)."""
+def assess_published(published: PublishedSet, progress: Callable | None = None,
+                     iterations: int = 40) -> PublishedReport:
+    """Price, fit, judge (see the module docstring); ``iterations`` caps each least-squares
+    search (:func:`~costmodel.validation.profiles.levenberg_marquardt`)."""
     R = published.requests
     defaults = engine_defaults()
-    fit = fit_profiles(R)
-    loso, fits = loso_predictions(R, progress)
+    fit = fit_profiles(R, iterations=iterations)
+    loso, fits = loso_predictions(R, progress, iterations)
     rows = []
     for i, r in enumerate(R):
         preds = {"ideal": r.predict(defaults["ideal"]),
@@ -181,7 +184,7 @@ def assess_published(published: PublishedSet, progress: Callable | None = None
 
     errors = _error_table(points, "regime", list(REGIMES))
     subsets = _subset_table(points)
-    sources = _source_table(points, fits)
+    sources = _source_table(points, fits, fit)
     profiles = _profile_table(fit, defaults)
     bands = pd.DataFrame([{"engine_class": c, "regime": reg, "low": b.low, "high": b.high,
                            "n": b.n, "basis": b.basis}
@@ -258,17 +261,32 @@ def _subset_table(points):
     return pd.DataFrame(out)
 
 
-def _source_table(points, fits: dict[str, ProfileFit]):
+def _largest_shift(without: EngineProfile, every: EngineProfile) -> str:
+    """The fitted parameter that moves most (in log) when a source is held out, as text."""
+    name = max(PARAMS, key=lambda n: abs(math.log(getattr(without, n) / getattr(every, n))))
+    scale, unit = PARAM_UNITS[name]
+    unit = f" {unit}" if unit else ""
+    text = (f"{name} {getattr(without, name) * scale:.3g}{unit} without it vs "
+            f"{getattr(every, name) * scale:.3g}{unit} with it")
+    if without.attention != every.attention:
+        text += f"; attention {without.attention} vs {every.attention}"
+    return text
+
+
+def _source_table(points, fits: dict[str, ProfileFit], fit: ProfileFit):
     out = []
     for s, g in points.groupby("source", sort=False):
         med, p90 = _errors(g, "ratio_loso")
         f = fits[s]
-        out.append({"held_out": s, "n": len(g),
-                    "classes": ", ".join(sorted(set(g["engine_class"]))),
-                    "training_rows": {c: f.rows[c] for c in sorted(set(g["engine_class"]))},
+        classes = sorted(set(g["engine_class"]))
+        out.append({"held_out": s, "n": len(g), "classes": ", ".join(classes),
+                    "training_rows": {c: f.rows[c] for c in classes},
                     "loso_median": med, "loso_p90": p90,
                     "loso_median_ratio": float(g["ratio_loso"].median()),
-                    "coverage_heldout": float(g["in_band_heldout"].mean())})
+                    "coverage_heldout": float(g["in_band_heldout"].mean()),
+                    "largest_shift": "; ".join(
+                        f"{c}: " + _largest_shift(f.profiles[c], fit.profiles[c])
+                        for c in classes)})
     df = pd.DataFrame(out)
     df["training_rows"] = df["training_rows"].map(
         lambda d: ", ".join(f"{c}: {n}" for c, n in d.items()))
@@ -280,7 +298,13 @@ PARAM_UNITS = {"eta_c": (1.0, ""), "eta_c_8bit": (1.0, ""), "eta_m": (1.0, ""),
                "comm_latency": (1e6, "µs")}
 
 
+def _sig(x: float | None) -> str:
+    return "—" if x is None else f"{x:.4g}"
+
+
 def _profile_table(fit: ProfileFit, defaults):
+    """Per class and parameter: the default, the fitted and the pooled value (text, 4
+    significant digits; the overheads in µs)."""
     out = []
     for c in ENGINE_CLASSES:
         p, d = fit.profiles[c], defaults[c]
@@ -288,11 +312,12 @@ def _profile_table(fit: ProfileFit, defaults):
             scale, unit = PARAM_UNITS[name]
             dv = getattr(d, name)
             out.append({"engine_class": c, "parameter": name, "unit": unit,
-                        "default": None if dv is None else dv * scale,
-                        "fitted": getattr(p, name) * scale,
-                        "pooled": fit.pooled[name] * scale})
+                        "default": _sig(None if dv is None else dv * scale),
+                        "fitted": _sig(getattr(p, name) * scale),
+                        "pooled": _sig(fit.pooled[name] * scale)})
         out.append({"engine_class": c, "parameter": "attention", "unit": "",
-                    "default": d.attention, "fitted": p.attention, "pooled": ""})
+                    "default": d.attention, "fitted": p.attention,
+                    "pooled": fit.pooled_attention or "—"})
     return pd.DataFrame(out)
 
 
@@ -331,6 +356,15 @@ def headline_rows(s: dict) -> list[list[str]]:
     ]
 
 
+def lean_text(ratio: float) -> str:
+    """Which way a median ratio (predicted / measured time) leans, in words."""
+    if abs(ratio - 1) < 0.005:
+        return "the predicted times are centred at the median (ratio 1.00)"
+    if ratio < 1:
+        return f"the predicted times are {1 / ratio:.2f}× too short at the median (optimistic)"
+    return f"the predicted times are {ratio:.2f}× too long at the median (pessimistic)"
+
+
 def _subset_lines(r: PublishedReport) -> list[str]:
     L = []
     t = TARGETS
@@ -339,10 +373,7 @@ def _subset_lines(r: PublishedReport) -> list[str]:
             L.append(f"- **{s['subset']}** ({s['n']} rows): within the budgets (median "
                      f"{pct(s['loso_median'])}, p90 {pct(s['loso_p90'])}).")
             continue
-        lean = s["loso_median_ratio"]
-        way = (f"the predicted times are {1 / lean:.2f}× too short at the median (optimistic)"
-               if lean < 1 else f"the predicted times are {lean:.2f}× too long at the median "
-               "(pessimistic)")
+        way = lean_text(s["loso_median_ratio"])
         misses = []
         if s["median_miss"] > 0:
             misses.append(f"median {pct(s['loso_median'])} misses ≤ {100 * t['median']:g} % by "
@@ -361,13 +392,10 @@ def _why(r: PublishedReport) -> list[str]:
     src = r.sources.sort_values("loso_p90", ascending=False)
     L = []
     for _, s in src.iterrows():
-        lean = s["loso_median_ratio"]
-        side = "too short" if lean < 1 else "too long"
-        shown = 1 / lean if lean < 1 else lean
         L.append(f"- held out **{s['held_out']}** ({s['n']} rows; training rows of its "
                  f"class(es): {s['training_rows']}): median {pct(s['loso_median'])}, p90 "
-                 f"{pct(s['loso_p90'])}; its predicted times are {shown:.2f}× {side} at the "
-                 "median.")
+                 f"{pct(s['loso_p90'])}; {lean_text(s['loso_median_ratio'])}; the parameter "
+                 f"that moves most without it — {s['largest_shift']}.")
     return L
 
 
@@ -409,7 +437,7 @@ def render_markdown(r: PublishedReport) -> str:
     L.append("")
     L += _subset_lines(r)
     L.append("\n## Leave one source out\n")
-    L.append(fmt_table(r.sources))
+    L.append(fmt_table(r.sources.drop(columns=["largest_shift"])))
     L.append("\nWhy the held-out errors are what they are (largest first):\n")
     L += _why(r)
     L.append("\n## Fitted engine profiles\n")
@@ -507,8 +535,8 @@ def engines_source(r: PublishedReport, c: str) -> str:
 
 def validate_published(measurements_csv: str | Path = PUBLISHED_CSV,
                        out_dir: str | Path | None = None, save_engines: bool = False,
-                       figures: bool = True, progress: Callable | None = None
-                       ) -> PublishedReport:
+                       figures: bool = True, progress: Callable | None = None,
+                       iterations: int = 40) -> PublishedReport:
     """Read, fit, judge and (with ``out_dir``) write the report, the tables and the figure;
     with ``save_engines`` also ``costmodel/data/engines.csv`` and ``engine_bands.csv`` — all of
     them or none: a destination that cannot be written fails before the fit."""
@@ -526,7 +554,7 @@ def validate_published(measurements_csv: str | Path = PUBLISHED_CSV,
             paths["bands"] = DATA_DIR / "engine_bands.csv"
         for path in paths.values():
             files.write_bytes(path, b"")          # every destination checked up front
-        r = assess_published(published, progress)
+        r = assess_published(published, progress, iterations)
         r.out_dir = out
         if out is not None:
             files.write_text(paths["markdown"], render_markdown(r))
