@@ -18,6 +18,7 @@ import streamlit as st
 
 import costmodel as cm
 from costmodel import appstate as S
+from costmodel.app.published import PAGE_TABLES, published_results
 from costmodel.kvcache import KV_BATCH, KV_PER_REQUEST, KV_PER_TOKEN
 from costmodel.params import param_count_formula, weight_bytes_formula
 from costmodel.symbols import model_values
@@ -581,6 +582,30 @@ def _formulas_speculative(inp: Inputs) -> None:
 
 
 def page_validation(inp: Inputs) -> None:
+    gpu = published_results()
+    st.subheader("Predictions vs published GPU measurements")
+    for problem in gpu.problems:
+        st.warning(f"data/validation/published/{problem}", icon=WARN)
+    if gpu.empty:
+        st.info("No GPU validation yet: run `costmodel validate --published --save-engines` "
+                "and commit data/validation/published to show it here.")
+    else:
+        st.caption("From the committed `costmodel validate --published` output under "
+                   "data/validation/published (see published_report.md there): public GPU "
+                   "measurements (data/published/measurements.csv) priced with the ideal "
+                   "roofline, the default and the fitted engine profiles; the targets are "
+                   "judged leave-one-source-out (each source priced by profiles fitted on "
+                   "the others), the 80 % bands on the same held-out predictions.")
+        head = gpu.tables.get("headline")
+        if head is not None:
+            table(head, "published_headline")
+        if gpu.figure is not None:
+            st.markdown("**Predicted vs measured, by engine class (log–log)**")
+            figure(gpu.figure, "published_predicted_vs_measured")
+        for key, title in PAGE_TABLES.items():
+            if key != "headline" and key in gpu.tables:
+                with st.expander(title, expanded=key in ("errors", "subsets")):
+                    table(gpu.tables[key], f"published_{key}")
     res = S.validation_results()
     if "headline" in res or "points" in res:
         st.subheader("Predictions vs the PyTorch reference model")

@@ -198,7 +198,7 @@ def fit_profiles(requests: Sequence[Request], classes: Sequence[str] = ENGINE_CL
                 best = (float(f @ f), profile(c, dict(zip(PARAMS, np.exp(x), strict=True)), like))
         profiles[c] = best[1]
         rms[c] = float(np.sqrt(np.mean(log_ratios(mine, profiles) ** 2)))
-    return ProfileFit(profiles, pooled, rows, rms, pooled_attention)
+    return ProfileFit(profiles, pooled, rows, pooled_attention=pooled_attention, rms=rms)
 
 
 # --------------------------------------------------------------------------- bands
