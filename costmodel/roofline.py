@@ -58,7 +58,7 @@ from costmodel.symbols import (
     q,
     s,
 )
-from costmodel.units import GB, time_text
+from costmodel.units import GB, GIGA, time_text
 from costmodel.workload import phase_pass, regime
 
 pd = deferred("pandas")
@@ -291,7 +291,7 @@ class Analysis:
         w = self.workload
         return (f"Analysis({self.model.name} on {self.hardware.name}, B={w['batch']} "
                 f"q={w['new_tokens']} c={w['cached_tokens']} TP={w['tp']}: "
-                f"{self.flops / 1e9:.4g} GFLOP, {self.bytes / GB:.4g} GB, "
+                f"{self.flops / GIGA:.4g} GFLOP, {self.bytes / GB:.4g} GB, "
                 f"{time_text(self.time)}, {self.bound}-bound)")
 
 

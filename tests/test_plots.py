@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 import costmodel as cm
 from costmodel import plots
@@ -56,3 +57,32 @@ def test_figure_labelled_and_saved(figures, name, tmp_path):
     path = tmp_path / f"{name}.png"
     plots.save(fig, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("model, hw, context, tp, batch", [
+    ("llama3-8b", "a100-80gb", 1024, 1, 1), ("gpt2-xl", "t4", 512, 5, 1),
+    ("gpt2", "a100-80gb", 1024, 1, 1), ("llama3-70b", "h100-sxm", 8192, 8, 64),
+    ("llama3-8b", "a100-80gb", 1, 1, 1), ("gpt2", "t4", 10_000_000, 1, 1_000_000)])
+def test_roofline_labels_inside_the_axes_and_apart(model, hw, context, tp, batch):
+    m = cm.model(model)
+    g = cm.generation(m, hw, context, 16, batch, tp=tp)
+    fig = plots.roofline_chart(g.prefill, g.first_decode, labels=["prefill (q = s, c = 0)",
+                                                                  "decode step (q = 1, c = s)"])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    frame = ax.get_window_extent(renderer)
+    # the text of each label (Text.get_window_extent: without its leader line)
+    boxes = [Text.get_window_extent(t, renderer) for t in ax.texts if t.get_text().strip()]
+    boxes.append(ax.get_legend().get_window_extent(renderer))
+    for b in boxes:
+        assert frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), (a, b)
+    # every operator that has a point on the chart is named in a label (or the key)
+    text = " ".join(t.get_text() for t in ax.texts)
+    for a in (g.prefill, g.first_decode):
+        ops = a.ops[(a.ops["flops"] > 0) & (a.ops["bytes"] > 0)]
+        named = [op for op in ops["op"] if op in text or "more" in text]
+        assert len(named) == len(ops)
