@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from costmodel import validation
 from costmodel.cli.args import positive_int, positive_number
@@ -214,6 +215,14 @@ def _run_validate(args: argparse.Namespace) -> list[Result]:
             Result(errors, title="|relative error| by regime (held-out points)")]
 
 
+def _shown(path) -> str:
+    """A written path as the user would type it: relative to the working folder when inside."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _run_published(args: argparse.Namespace) -> list[Result]:
     for flag, value in (("--measurements", args.measurements), ("--hardware", args.hardware),
                         ("--speculative", args.speculative),
@@ -234,7 +243,7 @@ def _run_published(args: argparse.Namespace) -> list[Result]:
     errors = r.errors[["regime", "n", "ideal_median", "ideal_p90", "default_median",
                        "default_p90", "fitted_median", "fitted_p90", "loso_median",
                        "loso_p90"]].to_dict("records")
-    notes = ["wrote " + ", ".join(str(p) for p in r.written)]
+    notes = ["wrote " + ", ".join(_shown(p) for p in r.written)]
     return [Result(head, title=f"Published GPU measurements ({r.summary['rows']} rows, "
                                f"{r.summary['sources']} sources)", notes=notes),
             Result(errors, title="|relative error| by regime (time)")]
