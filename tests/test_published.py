@@ -348,3 +348,24 @@ def test_the_cli_refuses_bad_input_in_one_line(tmp_path, args, message):
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("costmodel: error:") and message in lines[0]
+
+
+# --------------------------------------------------------------------------- η_c,8bit
+
+
+def test_eta_c_8bit_prices_the_narrow_peak_only():
+    e = cm.EngineProfile("x", eta_c=0.7, eta_c_8bit=0.4, eta_m=1.0)
+    ideal = cm.EngineProfile("y")
+    # every compute time is F / (η · π): the ratio to the ideal one is 1 / η of the dtype
+    fp8 = cm.analyze("llama2-7b", "h100-sxm", 4, 2048, quant="fp8", engine=e)
+    fp8_ideal = cm.analyze("llama2-7b", "h100-sxm", 4, 2048, quant="fp8", engine=ideal)
+    assert fp8.dtype == "fp8"
+    assert fp8.compute_time == pytest.approx(fp8_ideal.compute_time / 0.4, rel=1e-12)
+    bf16 = cm.analyze("llama2-7b", "h100-sxm", 4, 2048, engine=e)
+    bf16_ideal = cm.analyze("llama2-7b", "h100-sxm", 4, 2048, engine=ideal)
+    assert bf16.compute_time == pytest.approx(bf16_ideal.compute_time / 0.7, rel=1e-12)
+    # an explicit η_c still wins
+    assert cm.analyze("llama2-7b", "h100-sxm", 4, 2048, quant="fp8", engine=e,
+                      eta_c=0.5).efficiency.eta_c == 0.5
+    with pytest.raises(ValueError, match="eta_c_8bit"):
+        cm.EngineProfile("z", eta_c_8bit=1.5)
