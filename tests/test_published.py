@@ -369,3 +369,17 @@ def test_eta_c_8bit_prices_the_narrow_peak_only():
                       eta_c=0.5).efficiency.eta_c == 0.5
     with pytest.raises(ValueError, match="eta_c_8bit"):
         cm.EngineProfile("z", eta_c_8bit=1.5)
+
+
+# --------------------------------------------------------------------------- presets
+
+
+@pytest.mark.parametrize(("fixture", "preset"), [
+    ("llama-2-70b.json", "llama2-70b"), ("codellama-34b.json", "codellama-34b"),
+    ("tinyllama-1.1b-chat-v1.0.json", "tinyllama-1.1b")])
+def test_added_presets_are_their_public_configs(fixture, preset):
+    from_config = cm.model(ROOT / "tests" / "fixtures" / "published_configs" / fixture)
+    mine = cm.model(preset)
+    for f in dataclasses.fields(mine):
+        if f.name not in ("name", "source"):
+            assert getattr(from_config, f.name) == getattr(mine, f.name), f.name
