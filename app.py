@@ -28,6 +28,7 @@ from costmodel.app.display import (
     slug,
 )
 from costmodel.app.display import ops_display as ops_table
+from costmodel.app.published import PAGE_TABLES, published_results
 from costmodel.app.state import AUTO, CALIBRATION, CUSTOM, FIELDS, HF_CONFIG, Workload
 from costmodel.hfconfig import SUPPORTED as HF_MODEL_TYPES
 from costmodel.presets import engine as engine_preset
@@ -881,6 +882,29 @@ def _formulas_speculative(side: Sidebar) -> None:
 
 # ================================================================ Validation
 def page_validation(side: Sidebar) -> None:
+    gpu = published_results()
+    st.subheader("Predictions vs published GPU measurements")
+    for problem in gpu.problems:
+        st.warning(f"data/validation/published/{problem}", icon=WARN)
+    if gpu.empty:
+        st.info("No GPU validation yet: run `costmodel validate --published --save-engines` "
+                "and commit data/validation/published to show it here.")
+    else:
+        st.caption("From the committed `costmodel validate --published` output under "
+                   "data/validation/published (see published_report.md there): public GPU "
+                   "measurements (data/published/measurements.csv) priced with the ideal "
+                   "roofline, the default and the fitted engine profiles; the targets are "
+                   "judged leave-one-source-out (each source priced by profiles fitted on "
+                   "the others), the 80 % bands on the same held-out predictions.")
+        if "headline" in gpu.tables:
+            table(gpu.tables["headline"], "published_headline")
+        if gpu.figure is not None:
+            st.markdown("**Predicted vs measured, by engine class (log–log)**")
+            figure(gpu.figure, "published_predicted_vs_measured")
+        for key, title in PAGE_TABLES.items():
+            if key != "headline" and key in gpu.tables:
+                with st.expander(title, expanded=key in ("errors", "subsets")):
+                    table(gpu.tables[key], f"published_{key}")
     res = compute.validation_results()
     for problem in res.problems:
         st.warning(f"data/validation/{problem}", icon=WARN)

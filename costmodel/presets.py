@@ -96,12 +96,25 @@ def engine_presets() -> dict[str, EngineProfile]:
     for row in _rows("engine_bands.csv"):
         bands.setdefault(row["engine"], {})[row["regime"]] = (float(row["low"]),
                                                               float(row["high"]))
+    return _engine_table("engines.csv", bands)
+
+
+@cache
+def engine_defaults() -> dict[str, EngineProfile]:
+    """The engine profiles before any fit, by name (``costmodel/data/engine_defaults.csv``:
+    the starting values from the microbenchmarks of REFERENCES §5–6, no bands): what
+    ``costmodel validate --published`` fits from and reports beside the fitted ones."""
+    return _engine_table("engine_defaults.csv", {})
+
+
+def _engine_table(filename: str, bands: dict[str, dict]) -> dict[str, EngineProfile]:
     out = {}
-    for row in _rows("engines.csv"):
+    for row in _rows(filename):
         def num(col, scale=1.0, row=row):
             return None if row[col] == "" else float(row[col]) * scale
         out[row["name"]] = EngineProfile(
             name=row["name"], eta_c=num("eta_c"), eta_m=num("eta_m"),
+            eta_c_8bit=num("eta_c_8bit") if "eta_c_8bit" in row else None,
             eta_c_skinny=num("eta_c_skinny"), eta_m_elementwise=num("eta_m_elementwise"),
             eta_m_quant=num("eta_m_quant"), kernel_overhead=num("kernel_overhead_us", 1e-6),
             step_overhead=num("step_overhead_us", 1e-6),
@@ -161,5 +174,5 @@ def engine(e: str | EngineProfile) -> EngineProfile:
     return _lookup("engine", e, engine_presets())
 
 
-__all__ = ["ALIASES", "engine", "engine_presets", "hardware", "hardware_presets", "model",
-           "model_presets"]
+__all__ = ["ALIASES", "engine", "engine_defaults", "engine_presets", "hardware",
+           "hardware_presets", "model", "model_presets"]

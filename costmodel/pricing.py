@@ -6,7 +6,8 @@ Per operator occurrence, on one GPU of a tensor-parallel group of TP:
 
 * π is the dense peak FLOP/s of the compute dtype, β the memory bandwidth (bytes/s);
 * η_c is the compute efficiency — η_c,skinny for a weight matmul of at most ``skinny_rows``
-  rows (decode GEMVs run far below the square-GEMM rate), else η_c;
+  rows (decode GEMVs run far below the square-GEMM rate), else η_c (an engine's η_c,8bit when
+  the matmuls compute in fp8, int8 or fp4);
 * η_m is the bandwidth efficiency — η_m,elementwise for the elementwise and copy passes
   (norms, activations, softmax, residuals, cache writes), else η_m;
 * t_comm is a ring all-reduce of m bytes over TP GPUs: 2 (TP − 1) / TP · m / β_link + latency
@@ -40,6 +41,8 @@ from costmodel.checks import check_fraction, check_int, check_nonneg_number
 from costmodel.quant import DTYPE_BYTES, Format, dtype_for_bytes
 from costmodel.specs import EngineProfile, HardwareSpec
 
+#: Compute dtypes narrower than 16 bits: an engine profile's ``eta_c_8bit`` prices their GEMMs.
+NARROW_DTYPES = ("fp8", "int8", "fp4")
 #: Operator kinds priced at the matmul rates; every other kind is an elementwise or copy pass.
 MATMUL_KINDS = ("matmul", "attention")
 EFFICIENCY_FIELDS = ("eta_c", "eta_m", "eta_c_skinny", "eta_m_elementwise", "eta_m_quant",
@@ -80,13 +83,16 @@ class Efficiency:
 
     @classmethod
     def of(cls, hw: HardwareSpec, engine: EngineProfile | None = None,
-           **overrides: Any) -> Efficiency:
+           dtype: str | None = None, **overrides: Any) -> Efficiency:
         """The hardware's efficiencies, then the engine profile's, then ``overrides`` (those
-        not None) put in."""
+        not None) put in. With a narrow compute ``dtype`` (:data:`NARROW_DTYPES`) an engine's
+        ``eta_c_8bit`` (where it has one) is its η_c."""
         values = {f.name: getattr(hw, f.name) for f in fields(cls) if hasattr(hw, f.name)}
         if engine is not None:
             values.update({f.name: getattr(engine, f.name) for f in fields(cls)
                            if hasattr(engine, f.name) and f.name != "engine"})
+            if dtype in NARROW_DTYPES and engine.eta_c_8bit is not None:
+                values["eta_c"] = engine.eta_c_8bit
             values["engine"] = engine.name
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -152,7 +158,7 @@ class Machine:
         if dtype is None and fmt is not None:
             dtype = fmt.compute_dtype(hw)
         dtype = resolve_dtype(hw, dtype, weight_bytes)
-        eff = Efficiency.of(hw, engine, **overrides)
+        eff = Efficiency.of(hw, engine, dtype=dtype, **overrides)
         latency = hw.interconnect_latency if eff.comm_latency is None else eff.comm_latency
         mach = cls(hw.peak(dtype), hw.bandwidth, hw.interconnect_bandwidth, latency, dtype, eff)
         if len(_MACHINES) >= 256:
@@ -253,6 +259,6 @@ def op_classes(kinds, rows, skinny_rows: int) -> tuple[np.ndarray, np.ndarray]:
     return skinny, streaming
 
 
-__all__ = ["EFFICIENCY_FIELDS", "Efficiency", "MATMUL_KINDS", "Machine", "Priced",
+__all__ = ["EFFICIENCY_FIELDS", "Efficiency", "MATMUL_KINDS", "Machine", "NARROW_DTYPES", "Priced",
            "allreduce_time", "alltoall_time", "comm_time", "op_classes", "price",
            "resolve_dtype", "roofline_time"]

@@ -402,6 +402,9 @@ class EngineProfile:
     :mod:`costmodel.pricing` applies on top of a datasheet machine:
 
     * ``eta_c`` / ``eta_m`` — fractions of the peak and of the bandwidth its kernels reach;
+      ``eta_c_8bit`` — the fraction of the peak its GEMMs reach when they compute in an 8- or
+      4-bit dtype (fp8, int8, fp4: those peaks are twice and four times the 16-bit one, and
+      harder to reach; ``None``: ``eta_c``);
       ``eta_m_quant`` — the bandwidth fraction of weight-only quantized GEMMs (dequantizing
       int4/int8 on the fly); ``eta_c_skinny`` / ``eta_m_elementwise`` as on HardwareSpec;
     * ``step_overhead`` — seconds per forward pass outside the kernels (scheduling, sampling,
@@ -430,13 +433,14 @@ class EngineProfile:
     bands: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     source: str = ""
     notes: str = ""
+    eta_c_8bit: float | None = None
 
     def __post_init__(self) -> None:
         put = object.__setattr__
         put(self, "name", check_text("name", self.name))
         for name in ("eta_c", "eta_m"):
             put(self, name, check_fraction(name, getattr(self, name)))
-        for name in ("eta_c_skinny", "eta_m_elementwise", "eta_m_quant"):
+        for name in ("eta_c_skinny", "eta_m_elementwise", "eta_m_quant", "eta_c_8bit"):
             if getattr(self, name) is not None:
                 put(self, name, check_fraction(name, getattr(self, name)))
         put(self, "skinny_rows", check_int("skinny_rows", self.skinny_rows, 1, 2**31 - 1))

@@ -5,6 +5,7 @@
     costmodel validate --measurements data/measurements/cpu.csv \\
                        --hardware data/hardware/cpu.json --out data/validation/ \\
                        --save-fitted data/hardware/cpu-fitted.json
+    costmodel validate --published [CSV] [--out data/validation/published] [--save-engines]
 
 Each registers with :func:`costmodel.cli.registry.subcommand`; bad input raises ValueError,
 which the CLI prints as one line and exits 2. A command's files are written all or none
@@ -18,12 +19,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from costmodel import validation
 from costmodel.cli.args import positive_int, positive_number
 from costmodel.cli.registry import Result, subcommand
 from costmodel.files import OutputSet
 from costmodel.units import GB, GIB
+
+#: Where ``validate --published`` writes unless told (relative to the working folder).
+PUBLISHED_OUT = "data/validation/published"
 
 
 def _progress(enabled: bool):
@@ -142,12 +147,21 @@ def _run_measure(args: argparse.Namespace) -> Result:
 
 
 def _add_validate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--measurements", "-m", required=True, metavar="FILE.csv",
-                   help="CSV written by `costmodel measure`")
-    p.add_argument("--hardware", "-H", required=True, metavar="FILE.json",
-                   help="calibration written by `costmodel calibrate`")
-    p.add_argument("--out", "-o", required=True, metavar="DIR",
-                   help="folder for validation_report.md, the tables and the figures")
+    p.add_argument("--measurements", "-m", metavar="FILE.csv",
+                   help="CSV written by `costmodel measure` (needed without --published)")
+    p.add_argument("--hardware", "-H", metavar="FILE.json",
+                   help="calibration written by `costmodel calibrate` (needed without "
+                        "--published)")
+    p.add_argument("--out", "-o", metavar="DIR",
+                   help="folder for the report, the tables and the figures (needed without "
+                        "--published; with it, default data/validation/published)")
+    p.add_argument("--published", nargs="?", const="", default=None, metavar="FILE.csv",
+                   help="hold the predictions against the published GPU measurements "
+                        "(default data/published/measurements.csv): fit the engine profiles, "
+                        "judge them leave-one-source-out, derive the 80 %% bands")
+    p.add_argument("--save-engines", action="store_true",
+                   help="with --published: also write the fitted profiles and bands into "
+                        "costmodel/data/engines.csv and engine_bands.csv")
     p.add_argument("--speculative", metavar="FILE.csv", default=None,
                    help="speculative measurements; default <measurements stem>_speculative.csv "
                         "when it exists")
@@ -160,6 +174,15 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
 @subcommand("validate", "hold the predictions against measurements; write the report",
             _add_validate)
 def _run_validate(args: argparse.Namespace) -> list[Result]:
+    if args.published is not None:
+        return _run_published(args)
+    if args.save_engines:
+        raise ValueError("--save-engines: only with --published")
+    missing = [flag for flag, value in (("--measurements", args.measurements),
+                                        ("--hardware", args.hardware), ("--out", args.out))
+               if value is None]
+    if missing:
+        raise ValueError(f"validate: {', '.join(missing)} required (or --published)")
     r = validation.validate.validate(args.measurements, args.hardware, args.out,
                                      speculative_csv=args.speculative,
                                      fitted_hardware_json=args.save_fitted)
@@ -190,6 +213,40 @@ def _run_validate(args: argparse.Namespace) -> list[Result]:
     errors = r.errors.to_dict("records")
     return [Result(head, title="Validation", notes=notes),
             Result(errors, title="|relative error| by regime (held-out points)")]
+
+
+def _shown(path) -> str:
+    """A written path as the user would type it: relative to the working folder when inside."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _run_published(args: argparse.Namespace) -> list[Result]:
+    for flag, value in (("--measurements", args.measurements), ("--hardware", args.hardware),
+                        ("--speculative", args.speculative),
+                        ("--save-fitted", args.save_fitted)):
+        if value is not None:
+            raise ValueError(f"{flag}: not used with --published")
+    out = args.out if args.out is not None else PUBLISHED_OUT
+
+    def progress(i, n, source):
+        print(f"[{i}/{n}] fitted without {source}", file=sys.stderr, flush=True)
+
+    published = validation.published
+    r = validation.published_report.validate_published(
+        args.published or published.PUBLISHED_CSV, out, save_engines=args.save_engines,
+        progress=progress)
+    head = [{"check": c, "result": res, "target": t, "met": m}
+            for c, res, t, m in validation.published_report.headline_rows(r.summary)]
+    errors = r.errors[["regime", "n", "ideal_median", "ideal_p90", "default_median",
+                       "default_p90", "fitted_median", "fitted_p90", "loso_median",
+                       "loso_p90"]].to_dict("records")
+    notes = ["wrote " + ", ".join(_shown(p) for p in r.written)]
+    return [Result(head, title=f"Published GPU measurements ({r.summary['rows']} rows, "
+                               f"{r.summary['sources']} sources)", notes=notes),
+            Result(errors, title="|relative error| by regime (time)")]
 
 
 __all__: list[str] = []
