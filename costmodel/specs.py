@@ -466,6 +466,26 @@ class EngineProfile:
                 f"step {self.step_overhead:g} s, layer {self.layer_overhead:g} s, "
                 f"{self.attention} attention)")
 
+    def describe(self) -> str:
+        """What the profile applies, in words: 'η_c 0.68, η_c 0.455 in 8-bit dtypes, η_m 0.714,
+        …, 53.7 µs per layer per pass, fused attention; 80 % bands: decode_b1 ×0.85–1.2, …'
+        (the one text the CLI and the app show)."""
+        parts = [f"η_c {self.eta_c:.3g}"]
+        if self.eta_c_8bit is not None:
+            parts.append(f"η_c {self.eta_c_8bit:.3g} in 8-bit dtypes")
+        parts.append(f"η_m {self.eta_m:.3g}")
+        if self.eta_m_quant is not None:
+            parts.append(f"η_m {self.eta_m_quant:.3g} on weight-only quantized matmuls")
+        for seconds, unit in ((self.step_overhead, "per pass"),
+                              (self.layer_overhead, "per layer per pass"),
+                              (self.kernel_overhead, "per kernel"),
+                              (self.comm_latency, "per all-reduce")):
+            if seconds:
+                parts.append(f"{seconds * 1e6:.3g} µs {unit}")
+        parts.append(f"{self.attention} attention")
+        bands = ", ".join(f"{k} ×{lo:.3g}–{hi:.3g}" for k, (lo, hi) in self.bands.items())
+        return f"{', '.join(parts)}; 80 % bands: {bands or 'none (no fitted band yet)'}"
+
     def replace(self, **changes: Any) -> EngineProfile:
         return replace(self, **changes)
 

@@ -148,9 +148,11 @@ def test_engine_picker_prices_as_analyze_with_the_engine():
     g = cm.generation(m, hw, 1024, 128, 1, engine="tuned")      # its attention: fused
     assert metric(at, "TTFT") == time_text(g.ttft)
     assert metric(at, "Time per output token") == time_text(g.tpot_first)
-    assert "tuned" in texts(at) and "50 µs per layer per pass" in texts(at)
-    # tuned: + 32 layers × 50 µs per pass
-    assert g.prefill.fixed == pytest.approx(32 * 50e-6)
+    tuned = cm.engine("tuned")
+    assert "tuned" in texts(at) and tuned.describe() in texts(at)
+    # tuned: + 32 layers × its per-layer overhead per pass
+    assert tuned.layer_overhead > 0 and tuned.step_overhead == 0
+    assert g.prefill.fixed == pytest.approx(32 * tuned.layer_overhead)
     # the default, ideal: the band of the ideal profile if it has one, else "no band"
     at = run({"page": "Roofline"})
     ideal = cm.prefill(m, hw, 1024, engine="ideal")

@@ -263,7 +263,8 @@ def test_workload_resolves_formats_engine_attention_ep_and_mla():
     assert w.weight_bytes == w.expert_bytes == 0.5 + 2.5 / 32 and w.expert_quant is None
     # engine attention; EP and the MLA cache only where the model has experts, latent attention
     w = Workload.of({**base, "engine": "eager", "ep": 8, "mla": "expanded"}, cm.model("gpt2"))
-    assert (w.engine, w.attention, w.ep, w.mla) == ("eager", "eager", 1, "absorbed")
+    assert (w.engine, w.attention, w.ep, w.mla) == ("eager", cm.engine("eager").attention, 1,
+                                                    "absorbed")
     w = Workload.of({**base, "ep": 8, "mla": "expanded", "attention": "standard",
                      "engine": "tuned"}, cm.model("deepseek-v2-lite"))
     assert (w.ep, w.mla, w.attention) == (8, "expanded", "standard")
@@ -322,8 +323,11 @@ def test_architecture_formulas_with_the_workload_numbers():
 
 
 def test_engine_text_and_compute_dtype():
-    text = inputs.engine_text(cm.engine("tuned"))
-    assert "η_c 0.7" in text and "50 µs per layer per pass" in text and "fused" in text
+    e = cm.engine("tuned").replace(eta_c=0.7, eta_c_8bit=None, eta_m=0.7, eta_m_quant=None,
+                                   layer_overhead=50e-6, comm_latency=None, bands={})
+    assert inputs.engine_text(e) == ("η_c 0.7, η_m 0.7, 50 µs per layer per pass, "
+                                     f"{e.attention} attention; 80 % bands: none (no fitted "
+                                     "band yet)")
     h100 = cm.hardware("h100-sxm")
     assert inputs.compute_dtype(h100, Workload(quant="fp8", weight_bytes=1)) == "fp8"
     assert inputs.compute_dtype(cm.hardware("a100-80gb"),

@@ -172,14 +172,16 @@ def test_batch_formats_and_the_latent_cache(capsys):
 
 def test_analyze_engine_adds_its_overhead_row_and_prices_as_the_api(capsys):
     rows = by(run_json(capsys, "analyze", "-m", "llama3-8b", "--engine", "tuned"), "op")
-    # tuned: 50 µs per layer per pass (engines.csv, REFERENCES §5-6) × 32 layers
-    assert rows["engine_overhead"]["time_us"] == pytest.approx(32 * 50)
+    # the tuned profile's per-layer overhead (fitted, engines.csv) once per layer per pass × 32
+    per_layer = cm.engine("tuned").layer_overhead
+    assert per_layer > 0
+    assert rows["engine_overhead"]["time_us"] == pytest.approx(32 * per_layer * 1e6)
     a = cm.decode_step("llama3-8b", "a100-80gb", 1024, engine="tuned")
     assert rows["TOTAL"]["time_s"] == a.time
     assert sum(r["time_us"] for op, r in rows.items() if op != "TOTAL") == \
         pytest.approx(a.time * 1e6, rel=1e-12)
     out = run(capsys, "analyze", "-m", "llama3-8b", "--engine", "tuned")
-    assert "engine tuned: η_c 0.7, η_m 0.7" in out and "fused attention" in out
+    assert f"engine tuned: {cm.engine('tuned').describe()}" in out
 
 
 def test_analyze_band_from_the_engine_profile(capsys, banded):
@@ -275,7 +277,7 @@ def test_specdec_with_an_expert_parallel_target(capsys):
                                engine="tuned", draft_options={"ep": 1})
     assert rows[0]["speedup_roofline"] == r["speedup"]
     out = run(capsys, "specdec", "--target", "gpt2-xl", "--engine", "tuned")
-    assert "no band" in out and "engine tuned" in out
+    assert ("80 % band" in out or "no band" in out) and "engine tuned" in out
     assert "--engine, --quant: no effect with --cost-ratio" in run(
         capsys, "specdec", "--cost-ratio", "0.1", "--engine", "tuned", "--quant", "fp8")
 

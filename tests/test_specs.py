@@ -8,7 +8,7 @@ import pytest
 
 import costmodel as cm
 from costmodel.quant import dtype_for_bytes
-from costmodel.specs import HardwareSpec, ModelSpec
+from costmodel.specs import EngineProfile, HardwareSpec, ModelSpec
 
 BASE = dict(name="m", n_layers=2, d_model=64, n_heads=4, vocab_size=100, max_context=32)
 
@@ -157,3 +157,15 @@ def test_hardware_load_errors(tmp_path, content, message):
         path.write_text(content)
     with pytest.raises(ValueError, match=message):
         HardwareSpec.load(path)
+
+
+def test_engine_profile_describes_what_it_applies():
+    e = EngineProfile("x", eta_c=0.5, eta_c_8bit=0.25, eta_m=0.8, eta_m_quant=0.6,
+                      step_overhead=2e-6, layer_overhead=50e-6, comm_latency=20e-6,
+                      attention="fused", bands={"all": (0.8, 1.25)})
+    assert e.describe() == (
+        "η_c 0.5, η_c 0.25 in 8-bit dtypes, η_m 0.8, η_m 0.6 on weight-only quantized matmuls, "
+        "2 µs per pass, 50 µs per layer per pass, 20 µs per all-reduce, fused attention; "
+        "80 % bands: all ×0.8–1.25")
+    assert EngineProfile("y").describe() == ("η_c 1, η_m 1, standard attention; "
+                                             "80 % bands: none (no fitted band yet)")

@@ -187,20 +187,8 @@ def efficiency_text(h: HardwareSpec) -> str:
 
 
 def engine_text(e: EngineProfile) -> str:
-    """What an engine profile applies: 'η_c 0.7, η_m 0.7, 50 µs per layer per pass, fused
-    attention; 80 % bands: decode_b1 ×0.85–1.2 …'."""
-    parts = [f"η_c {e.eta_c:g}", f"η_m {e.eta_m:g}"]
-    if e.eta_m_quant is not None:
-        parts.append(f"η_m {e.eta_m_quant:g} on weight-only quantized matmuls")
-    if e.step_overhead:
-        parts.append(f"{e.step_overhead * 1e6:g} µs per pass")
-    if e.layer_overhead:
-        parts.append(f"{e.layer_overhead * 1e6:g} µs per layer per pass")
-    if e.kernel_overhead:
-        parts.append(f"{e.kernel_overhead * 1e6:g} µs per kernel")
-    parts.append(f"{e.attention} attention")
-    bands = ", ".join(f"{k} ×{lo:.3g}–{hi:.3g}" for k, (lo, hi) in e.bands.items())
-    return f"{', '.join(parts)}; 80 % bands: {bands or 'none (no fitted band yet)'}"
+    """What an engine profile applies (:meth:`EngineProfile.describe`)."""
+    return e.describe()
 
 
 __all__ = ["check_workload_tp", "compute_dtype", "custom_hardware", "custom_model",

@@ -142,16 +142,8 @@ def engine_text(name: str | None) -> str:
         return ("no engine profile (--engine NAME): the hardware's own efficiencies, no "
                 "per-pass overhead, no error band")
     e: EngineProfile = engine(name)
-    parts = [f"η_c {e.eta_c:g}", f"η_m {e.eta_m:g}"]
-    if e.eta_m_quant is not None:
-        parts.append(f"η_m of weight-only quantized matmuls {e.eta_m_quant:g}")
-    if e.step_overhead or e.layer_overhead:
-        parts.append(f"{e.step_overhead * 1e6:g} µs per pass + {e.layer_overhead * 1e6:g} µs "
-                     "per layer per pass")
-    parts.append(f"{e.attention} attention")
-    bands = ", ".join(f"{k} ×{lo:g}–{hi:g}" for k, (lo, hi) in e.bands.items()) or "none"
     source = e.source if len(e.source) <= 160 else e.source[:157] + "..."
-    return f"engine {e.name}: {', '.join(parts)}; 80 % bands: {bands}. Source: {source}"
+    return f"engine {e.name}: {e.describe()}. Source: {source}"
 
 
 def time_band_note(a: Analysis, what: str = "time") -> str:
