@@ -130,7 +130,8 @@ def steps(m: ModelSpec | str, hw: HardwareSpec | str, batch, new_tokens, cached_
           layer_overhead: float | None = None, **options) -> Steps:
     """The roofline of many steps at once, point by point (not a cartesian product): every
     argument among ``batch``, ``new_tokens``, ``cached_tokens``, ``tp`` and the groups' entries
-    is a number or an array, and they broadcast together. ``groups`` adds further groups of
+    is a number or an array, and they broadcast together (a group of 0 sequences, or of 0
+    new tokens, adds nothing but its share of the weights). ``groups`` adds further groups of
     sequences to each step, ((B, q, c), ...) (continuous batching: decode rows beside a prefill
     chunk), with the one mixed-step rule of :func:`costmodel.analyze` (weights read once at
     all the step's tokens, everything else summed). The same operator expressions and the same
@@ -139,12 +140,12 @@ def steps(m: ModelSpec | str, hw: HardwareSpec | str, batch, new_tokens, cached_
     number of sequences)."""
     m, h = model_preset(m), hardware_preset(hw)
     arrays = [np.asarray(v, dtype=float) for v in (batch, new_tokens, cached_tokens, tp)]
-    for name, arr, lo in (("batch", arrays[0], 0), ("new_tokens", arrays[1], 0),
-                          ("cached_tokens", arrays[2], -1)):
-        if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= lo) \
+    for name, arr in (("batch", arrays[0]), ("new_tokens", arrays[1]),
+                      ("cached_tokens", arrays[2])):
+        if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr < 0) \
                 or np.any(arr > MAX_COUNT):
-            raise ValueError(f"{name}: every value must be a finite number "
-                             f"{'≥ 0' if lo < 0 else '> 0'} and at most {MAX_COUNT}")
+            raise ValueError(f"{name}: every value must be a finite number ≥ 0 and at most "
+                             f"{MAX_COUNT}")
     for t in np.unique(arrays[3]):
         check_tp(m, int(t))
     extra = []

@@ -193,6 +193,14 @@ def alltoall_time(comm_bytes, group, link_bandwidth: float, latency: float):
     return np.where(active, t, 0.0)
 
 
+def p2p_time(comm_bytes, link_bandwidth: float, latency: float):
+    """Point-to-point send of ``comm_bytes`` to the next GPU (a pipeline stage handing its
+    activations on): m / β_link + latency, 0 where there is nothing to send (arrays
+    broadcast)."""
+    comm = np.asarray(comm_bytes, dtype=float)
+    return np.where(comm > 0, comm / link_bandwidth + latency, 0.0)
+
+
 def comm_time(comm_bytes, alltoall, tp, ep, link_bandwidth: float, latency: float):
     """Communication time of operators: an all-reduce over the TP group, or (where
     ``alltoall``) an all-to-all over the EP group."""
@@ -248,5 +256,5 @@ def op_classes(kinds, rows, skinny_rows: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 __all__ = ["EFFICIENCY_FIELDS", "Efficiency", "MATMUL_KINDS", "Machine", "Priced",
-           "allreduce_time", "alltoall_time", "comm_time", "op_classes", "price",
+           "allreduce_time", "alltoall_time", "comm_time", "op_classes", "p2p_time", "price",
            "resolve_dtype", "roofline_time"]
