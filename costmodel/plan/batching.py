@@ -29,9 +29,10 @@ step-by-step simulation of the policy, see tests/test_plan_batching.py):
 The rate at which the engine saturates is the fluid limit where every step is full: either the
 budget binds (D* = K(n−1)/(s+n−1) decodes beside P* = K − D* prompt tokens) or the
 concurrency does (D* = N(n−1)/n, P* = N·s/n); λ_sat = P* / (s · t(D*, P*)). Validity: within
-10 % of the simulation for evenly spaced arrivals from 10 % to 95 % of λ_sat; for Poisson
-arrivals within 10 % up to 80 % — beyond, bursts swell the decode population and the model is
-optimistic (the planner keeps a headroom below λ_sat for this reason).
+10 % of the simulation for evenly spaced arrivals from 10 % to 95 % of λ_sat, prompts whole or
+chunked; for Poisson arrivals within 10 % up to 80 % when a prompt fits one step (K ≥ s + D) —
+beyond, bursts swell the decode population and queue prompts behind each other, and the model
+is optimistic (the planner keeps to the validated range for this reason).
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ split evenly. For each:
    on a grid, one :func:`costmodel.grid.steps` call per GPU type, format and EP — interpolated
    bilinearly while the fixed point iterates (vectorised over all candidates at once);
 3. the targets: TTFT ≤ target, TPOT ≤ target (at the percentile asked for, from the engine's
-   error band) and utilisation λ/λ_sat ≤ ``max_utilization`` (the analytic model follows the
-   simulated scheduler within 10 % up to 80 % of saturation under Poisson arrivals).
+   error band) and utilisation λ/λ_sat ≤ ``max_utilization``. Under Poisson arrivals the
+   analytic model follows the simulated scheduler within 10 % up to 80 % of saturation when a
+   prompt fits one step, so the search keeps to that range: K ≥ s + N and utilisation ≤ 0.8.
 
 Of each (deployment, K, N) the fewest replicas that meet the targets are kept and priced again
 exactly (the fixed point resumed with :func:`costmodel.grid.steps` itself), ranked by $/hour —
@@ -316,6 +317,8 @@ def plan(m: ModelSpec | str, gpus: Sequence = GPUS, *, rate: float, input_len: f
                            deps.kv_token[e], BLOCK_SIZE)
     max_requests = blocks // math.ceil(request_len / BLOCK_SIZE)
     fits = (max_requests >= N * deps.pp[e]) & (K >= N)
+    if traffic.arrivals == "poisson":   # the analytic model's validated range (batching)
+        fits &= K >= traffic.input_len + traffic.input_spread + N
     if not fits.any():
         raise ValueError(f"concurrencies: no deployment's KV cache holds "
                          f"{min(Ns)} requests of {request_len:,} tokens; lower the "
