@@ -16,11 +16,17 @@ share of the memory:
     concurrency(ℓ) = tokens / ℓ                   as vLLM prints "Maximum concurrency for ℓ tokens"
 
 with the forward peak from the operator model's activation bytes: the largest operator's
-activations read + written for T tokens (the gated MLP's gate/up in, product out) plus the
-residual stream and the layer input it holds (2 · T · d · b_a):
+activations read + written for T tokens (the gated MLP's gate/up in, product out) plus three
+hidden-size tensors the layer still holds there (the residual stream, the MLP's normalised
+input and the attention output it came from: 3 · T · d · b_a — vLLM's own V0 logs of
+Llama-3.1-8B at 20,000 and 29,000 profile tokens give 2.07 and 2.99 GiB, this 2.06 and 2.99):
 
-    A_fwd(T) = max_op (act_read + act_write)(B=1, q=T, c=0) + 2 · T · d · b_a
+    A_fwd(T) = max_op (act_read + act_write)(B=1, q=T, c=0) + 3 · T · d · b_a
     A_sample(S) = 2 · S · V · 4                   logits and probabilities in fp32
+
+Quantized checkpoints (int8/fp8/int4 formats) keep the embeddings and the LM head in 16 bits,
+so a quantized model's weights add (P_embed + P_head) · (2 − b_w) / TP to W_GPU (Llama-3.1-70B
+W8A8: 65.71 → 67.67 GiB; vLLM logs 67.72).
 
 R_nt is the non-torch memory vLLM's profiler sees grow (CUDA context growth, cuBLAS workspace),
 R_comm the communication library's buffers in a group of several GPUs, R_graph the CUDA graphs,
@@ -82,6 +88,11 @@ COMM_RESERVE = 0.0
 CUDA_GRAPHS = 0.72 * GIB
 #: Bytes per fp32 logit, and the [S, V] tensors of the sampler (logits, probabilities).
 LOGIT_BYTES, SAMPLER_TENSORS = 4, 2
+#: Hidden-size activations a layer holds at its MLP (residual, normalised input, attention
+#: output), beside the largest operator's own.
+HIDDEN_TENSORS = 3
+#: Bytes per weight of the embeddings and LM head of a quantized checkpoint (kept 16-bit).
+UNQUANTIZED_BYTES = 2
 
 
 @dataclass(frozen=True)
@@ -176,7 +187,7 @@ def forward_activation(m: ModelSpec, tokens, tp: int = 1, ep: int = 1,
                        mla: str = "absorbed"):
     """A_fwd(T) bytes per GPU: the largest operator's activations read + written for a pass of
     T tokens (B = 1, q = T, c = 0; fused attention, as serving engines run it) plus the
-    residual stream and layer input it holds, 2 · T · d · b_a. ``tokens`` may be an array."""
+    hidden-size tensors the layer holds there, 3 · T · d · b_a. ``tokens`` may be an array."""
     act_bytes = default_act_bytes(weight_bytes) if act_bytes is None else act_bytes
     expert_weight_bytes = weight_bytes if expert_weight_bytes is None else expert_weight_bytes
     dp = ep // tp if ep > 1 else 1
@@ -191,7 +202,7 @@ def forward_activation(m: ModelSpec, tokens, tp: int = 1, ep: int = 1,
     for i in range(len(comp.ops)):
         peak = np.maximum(peak, np.asarray(vals[n * i + read], dtype=float)
                           + np.asarray(vals[n * i + write], dtype=float))
-    return peak + 2 * t * m.d_model * act_bytes
+    return peak + HIDDEN_TENSORS * t * m.d_model * act_bytes
 
 
 def sampler_activation(m: ModelSpec, max_num_seqs) -> float:
@@ -211,19 +222,20 @@ def shards(m: ModelSpec, tp: int, pp: int, ep: int, weight_bytes: float,
            expert_weight_bytes: float, kv_bytes: float, request_len: int,
            mla: str = "absorbed") -> tuple[float, float]:
     """(weight bytes, KV bytes per token) on one GPU of the largest pipeline stage: the TP/EP
-    shard of :func:`costmodel.batch.batch_plan`, its layers scaled to the stage's share
-    ⌈L/PP⌉/L and the larger of the embeddings and the head added back whole (PP > 1)."""
+    shard of :func:`costmodel.batch.batch_plan` (a quantized checkpoint's embeddings and head
+    at 16 bits), its layers scaled to the stage's share ⌈L/PP⌉/L and the larger of the
+    embeddings and the head added back whole (PP > 1)."""
     plan = batch_plan(m, MAX_MEMORY_BYTES, request_len, tp, weight_bytes, kv_bytes, ep=ep,
                       expert_weight_bytes=expert_weight_bytes, mla=mla)
     kv_token = plan.kv_bytes_per_request_per_gpu / request_len
-    if pp == 1:
-        return plan.weight_bytes_per_gpu, kv_token
-    share = stage_layers(m.n_layers, pp)[0] / m.n_layers
     parts = param_breakdown(m)
-    outside = (parts.get("embeddings", 0) + parts.get("positions", 0)
-               + parts.get("lm_head", 0)) * weight_bytes / tp
-    weights = (plan.weight_bytes_per_gpu - outside) * share \
-        + nonlayer_params(m) * weight_bytes / tp
+    ends = parts.get("embeddings", 0) + parts.get("positions", 0) + parts.get("lm_head", 0)
+    kept = max(UNQUANTIZED_BYTES - weight_bytes, 0) * ends / tp  # 16-bit ends of a quantized one
+    if pp == 1:
+        return plan.weight_bytes_per_gpu + kept, kv_token
+    share = stage_layers(m.n_layers, pp)[0] / m.n_layers
+    weights = (plan.weight_bytes_per_gpu - ends * weight_bytes / tp) * share \
+        + nonlayer_params(m) * max(weight_bytes, UNQUANTIZED_BYTES) / tp
     return weights, kv_token * share
 
 
@@ -290,7 +302,8 @@ def serving_memory(m: ModelSpec | str, hw: HardwareSpec | str, *, tp: int = 1, p
         reserves["cuda_graphs"], visible - budget)
 
 
-__all__ = ["BLOCK_SIZE", "COMM_RESERVE", "CUDA_GRAPHS", "DRIVER_RESERVE",
+__all__ = ["BLOCK_SIZE", "COMM_RESERVE", "CUDA_GRAPHS", "DRIVER_RESERVE", "HIDDEN_TENSORS",
+           "UNQUANTIZED_BYTES",
            "GPU_MEMORY_UTILIZATION", "MAX_NUM_BATCHED_TOKENS", "MAX_NUM_SEQS", "NON_TORCH",
            "ServingMemory", "forward_activation", "kv_blocks", "nonlayer_params",
            "sampler_activation", "serving_memory", "shards"]
