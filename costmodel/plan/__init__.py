@@ -1,6 +1,7 @@
 """Plan a deployment: serving memory as engines size it (``memory``), continuous batching with
 chunked prefill (``batching``), pipeline parallelism (``pipeline``), cost and energy (``cost``),
-one configuration served (``serving``) and the SLO-aware search (``search``).
+one configuration served (``serving``), the SLO-aware search (``search``), vLLM's logs held
+against the memory (``logs``) and the Pareto chart (``figures``).
 
 The package itself is callable: ``cm.plan(model, gpus, rate=…, input_len=…, output_len=…,
 ttft=…, tpot=…)`` is :func:`costmodel.plan.search.plan`.
@@ -12,12 +13,7 @@ import sys
 import types
 from typing import Any
 
-
-def plan(*args: Any, **kwargs: Any):
-    """:func:`costmodel.plan.search.plan` (imported on first use)."""
-    from costmodel.plan.search import plan as search_plan
-
-    return search_plan(*args, **kwargs)
+from costmodel.plan.search import plan
 
 
 class _CallablePackage(types.ModuleType):
