@@ -269,7 +269,8 @@ def plan(m: ModelSpec | str, gpus: Sequence = GPUS, *, rate: float, input_len: f
     prompt and ``output_len`` output tokens with TTFT ≤ ``ttft`` and TPOT ≤ ``tpot`` seconds,
     cheapest first (see the module docstring): a DataFrame with one row per (deployment, K, N)
     at its fewest replicas (``top``: the first rows only). ``attrs`` holds the number of
-    candidates, the seconds the search took and the targets. When nothing meets the targets a
+    candidates (all of them checked for memory; ``solved``: those that fit, whose steady state
+    was solved), the seconds the search took and the targets. When nothing meets the targets a
     ValueError names the target and the closest configuration."""
     started = clock.perf_counter()
     m = model_preset(m)
@@ -333,6 +334,7 @@ def plan(m: ModelSpec | str, gpus: Sequence = GPUS, *, rate: float, input_len: f
     pp = deps.pp[e]
     lam = traffic.rate / (R * pp)
     step = _table_step(tables, e, deps.f_decode[e], deps.f_prompt[e])
+    solved = e.size
     ss = batching.steady_state(step, lam, traffic.input_len, traffic.output_len, K, N,
                                traffic.arrivals, traffic.input_spread, iterations=TABLE_ITERATIONS)
     ok = (ss["ttft"] <= t_ttft) & (ss["tpot"] <= t_tpot) & (ss["utilization"] <= max_util)
@@ -357,7 +359,8 @@ def plan(m: ModelSpec | str, gpus: Sequence = GPUS, *, rate: float, input_len: f
     df = _frame(m, deps, hws, e, K, N, R, act, kv, ss, traffic, met)
     if df.empty:
         raise ValueError(_closest(m, deps, e, K, N, R, ss, traffic, t_ttft, t_tpot, max_util))
-    df.attrs.update({"candidates": int(candidates), "seconds": clock.perf_counter() - started,
+    df.attrs.update({"candidates": int(candidates), "solved": int(solved),
+                     "seconds": clock.perf_counter() - started,
                      "deployments": n_dep, "model": m.name, "rate": traffic.rate,
                      "input_len": traffic.input_len, "output_len": traffic.output_len,
                      "ttft": t_ttft, "tpot": t_tpot, "percentile": percentile,
