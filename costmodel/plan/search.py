@@ -160,9 +160,10 @@ def _tables(m: ModelSpec, deps: _Deps, hws: list, input_len: float, output_len: 
     P = P_GRID[None, :]
     out = np.empty((len(deps.items), D_GRID.size, P_GRID.size))
     groups: dict = {}
-    for i, dep in enumerate(deps.items):
-        groups.setdefault((int(deps.hw[i]), dep.quant, dep.ep), []).append(i)
-    for (hi, quant, ep), idx in groups.items():
+    for i, dep in enumerate(deps.items):   # one TP per call with EP (the attention replicas)
+        groups.setdefault((int(deps.hw[i]), dep.quant, dep.ep, dep.tp if dep.ep > 1 else 0),
+                          []).append(i)
+    for (hi, quant, ep, _), idx in groups.items():
         h = hws[hi]
         tps = np.array([deps.items[i].tp for i in idx], dtype=float)[:, None, None]
         st = steps(m, h, D[None], 1.0, context, tps, ep,
@@ -209,7 +210,8 @@ def _exact_step(m: ModelSpec, deps: _Deps, hws: list, e: np.ndarray, input_len: 
     groups: dict = {}
     for row, i in enumerate(e):
         dep = deps.items[int(i)]
-        groups.setdefault((int(deps.hw[int(i)]), dep.quant, dep.ep), []).append(row)
+        groups.setdefault((int(deps.hw[int(i)]), dep.quant, dep.ep,
+                           dep.tp if dep.ep > 1 else 0), []).append(row)
     groups = {k: np.array(v) for k, v in groups.items()}
     fd, fp = deps.f_decode[e], deps.f_prompt[e]
 
@@ -217,7 +219,7 @@ def _exact_step(m: ModelSpec, deps: _Deps, hws: list, e: np.ndarray, input_len: 
         D = np.broadcast_to(np.asarray(D, dtype=float), e.shape)
         P = np.broadcast_to(np.asarray(P, dtype=float), e.shape)
         out = np.empty(e.shape)
-        for (hi, quant, ep), rows in groups.items():
+        for (hi, quant, ep, _), rows in groups.items():
             h = hws[hi]
             first = deps.items[int(e[rows[0]])]
             tp = deps.tp[e[rows]]
