@@ -18,6 +18,7 @@ import streamlit as st
 
 import costmodel as cm
 from costmodel import appstate as S
+from costmodel.app.plan import DEFAULT_GPUS, gpu_options, plan_page
 from costmodel.kvcache import KV_BATCH, KV_PER_REQUEST, KV_PER_TOKEN
 from costmodel.params import param_count_formula, weight_bytes_formula
 from costmodel.symbols import model_values
@@ -632,9 +633,64 @@ def page_validation(inp: Inputs) -> None:
           column_order=first + [c for c in df.columns if c not in first])
 
 
+def _plan_bundle(mkey: str, gpus: tuple, rate: float, s_in: int, n_out: int, ttft_ms: float,
+                 tpot_ms: float, arrivals: str, max_util: float) -> dict:
+    return plan_page(S.model_of_key(mkey), gpus, rate, s_in, n_out, ttft_ms, tpot_ms,
+                     arrivals, max_util)
+
+
+plan_bundle = st.cache_data(_plan_bundle, show_spinner=False, max_entries=16)
+
+
+def page_plan(inp: Inputs) -> None:
+    m = inp.need_model()
+    st.caption("The cheapest deployment of the sidebar's model that serves a request rate "
+               "within TTFT and TPOT targets: GPU type × TP × PP × EP × weight format × "
+               "max_num_batched_tokens × max_num_seqs × replicas, vLLM's memory accounting, "
+               "continuous batching with chunked prefill, on-demand prices (tuned engine).")
+    cols = st.columns(5)
+    rate = cols[0].number_input("Requests/s", 0.01, 1e5, 50.0, key="plan_rate")
+    s_in = cols[1].number_input("Prompt tokens", 1, 2**20, 2048, key="plan_in")
+    n_out = cols[2].number_input("Output tokens", 1, 2**20, 256, key="plan_out")
+    ttft = cols[3].number_input("TTFT target, ms", 1.0, 1e6, 1000.0, key="plan_ttft")
+    tpot = cols[4].number_input("TPOT target, ms", 0.1, 1e6, 50.0, key="plan_tpot")
+    cols = st.columns([3, 1, 1])
+    gpus = cols[0].multiselect("GPUs", gpu_options(), list(DEFAULT_GPUS), key="plan_gpus")
+    arrivals = cols[1].selectbox("Arrivals", ["poisson", "uniform"], key="plan_arrivals")
+    max_util = cols[2].slider("Max utilisation", 0.1, 1.0, 0.8, 0.05, key="plan_util")
+    with st.spinner("Searching…"):
+        b = plan_bundle(S.model_key(m), tuple(gpus), float(rate), int(s_in), int(n_out),
+                        float(ttft), float(tpot), arrivals, float(max_util))
+    best = b["best"]
+    st.caption(b["note"])
+    cols = st.columns(5)
+    cols[0].metric("Cheapest", f"{best['gpu']} × {best['gpus']}")
+    cols[0].caption(f"TP{best['tp']} PP{best['pp']} EP{best['ep']} {best['quant']}, "
+                    f"{best['replicas']} replicas")
+    cols[1].metric("$ / hour", f"{best['usd_per_hour']:,.2f}")
+    cols[2].metric("$ / Mtok", f"{best['usd_per_mtok']:.4f}")
+    cols[2].caption(f"input {best['usd_per_mtok_input']:.4f}, output "
+                    f"{best['usd_per_mtok_output']:.4f}")
+    cols[3].metric("TTFT / TPOT", f"{best['ttft_s'] * 1e3:.0f} / {best['tpot_s'] * 1e3:.1f} ms")
+    cols[4].metric("J / token", f"{best['j_per_token']:.3f}")
+    cols[4].caption(f"{best['kwh_per_mtok']:.4f} kWh per Mtok")
+    name = slug("plan", m.name, f"{rate:g}")
+    table(b["table"], name)
+    left, right = st.columns([3, 2])
+    with left:
+        figure(b["png"], f"pareto_{name}")
+    with right:
+        st.markdown(f"**Memory of the cheapest, per GPU** — {b['reason']}")
+        table(b["memory"], f"memory_{name}")
+        for term, latex in b["formulas"]:
+            st.markdown(f"*{term}*")
+            st.latex(latex)
+
+
 PAGES = {"Memory": page_memory, "Roofline": page_roofline,
          "Attention intensity": page_attention, "Speculative decoding": page_speculative,
-         "Formulas": page_formulas, "Validation": page_validation}
+         "Formulas": page_formulas, "Validation": page_validation,
+         "Plan a deployment": page_plan}
 
 
 # ================================================================ main

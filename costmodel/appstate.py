@@ -32,7 +32,7 @@ from costmodel.batch import check_tp
 from costmodel.specs import ACTIVATIONS, NORMS, POSITIONS, HardwareSpec, ModelSpec
 
 PAGES = ("Memory", "Roofline", "Attention intensity", "Speculative decoding", "Formulas",
-         "Validation")
+         "Validation", "Plan a deployment")
 CUSTOM = "custom"
 HF_CONFIG = "config.json"          # model from an uploaded Hugging Face config.json
 CALIBRATION = "calibration JSON"   # hardware from an uploaded calibration file
