@@ -10,7 +10,8 @@ Per operator occurrence, on one GPU of a tensor-parallel group of TP:
 * η_m is the bandwidth efficiency — η_m,elementwise for the elementwise and copy passes
   (norms, activations, softmax, residuals, cache writes), else η_m;
 * t_comm is a ring all-reduce of m bytes over TP GPUs: 2 (TP − 1) / TP · m / β_link + latency
-  (0 when TP = 1);
+  (0 when TP = 1); an all-to-all over the EP group; a pipeline stage's point-to-point hand-over
+  m / β_link + latency (:func:`p2p_time`);
 * k is the operator's kernel launches and t_kernel a fixed cost per launch;
 * a weight matmul whose weights are quantized weight-only (dequantized on the fly) streams at
   η_m,quant instead of η_m;
