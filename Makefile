@@ -41,6 +41,8 @@ lint: install
 	$(PY) -m ruff check costmodel tests app.py
 
 bench: install
+	$(VENV)/bin/costmodel bench analyze
+	$(VENV)/bin/costmodel bench startup
 	$(VENV)/bin/costmodel bench sweep
 
 clean:

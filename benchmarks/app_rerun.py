@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/app_rerun.py [--repeats 15] [--pages Memory Roofline]
 
-Times ``at.run()`` of streamlit's AppTest after changing the prompt length s (the script runs
+Times ``at.run()`` of streamlit's AppTest after changing the context s (the script runs
 in this process as the server would run it, without the browser round trip). Two cases:
 
 - *fresh*: every change sets a value not seen before (s = 1000, 1001, ...): the cached
@@ -47,11 +47,11 @@ def bench_page(page: str, repeats: int, start: int) -> dict[str, float]:
     at.run()
     fresh = []
     for i in range(repeats):
-        at.number_input(key="prompt").set_value(start + i)
+        at.number_input(key="context").set_value(start + i)
         fresh.append(timed_run(at))
     cached = []
     for i in range(repeats):
-        at.number_input(key="prompt").set_value(start + i % 2)
+        at.number_input(key="context").set_value(start + i % 2)
         cached.append(timed_run(at))
     return {"fresh": statistics.median(fresh), "cached": statistics.median(cached)}
 
@@ -70,7 +70,7 @@ def main() -> None:
             results[mode, page] = bench_page(page, args.repeats,
                                              start=1000 + 100 * k + 50 * (mode == "server"))
     local_script_runner.ScriptCache = original
-    print(f"median rerun after changing s ({args.repeats} reruns each; ms)")
+    print(f"median rerun after changing the context s ({args.repeats} reruns each; ms)")
     print(f"{'page':<22} {'AppTest fresh':>14} {'AppTest cached':>15} {'server fresh':>13} "
           f"{'server cached':>14}")
     for page in args.pages:

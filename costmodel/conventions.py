@@ -26,6 +26,7 @@ from costmodel.formula import Formula
 from costmodel.presets import model as model_preset
 from costmodel.specs import ModelSpec
 from costmodel.symbols import B, H_kv, L, N, V, b_e, d, d_ff, d_h, model_values
+from costmodel.units import GIB
 
 E0294_PARAMS = Formula(
     "e0294_param_count",
@@ -34,7 +35,7 @@ E0294_PARAMS = Formula(
     symbol=r"P_{\mathrm{E0294}}")
 
 #: The memory the E0294 text assumes: "80 GB" read as 80 GiB.
-E0294_GPU_MEMORY = 80 * 2**30
+E0294_GPU_MEMORY = 80 * GIB
 
 
 def e0294_param_count(m: ModelSpec | str) -> int:

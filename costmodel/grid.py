@@ -29,7 +29,7 @@ from costmodel.checks import (
 from costmodel.formula import compile_numeric
 from costmodel.lazy import deferred
 from costmodel.ops import Op, Options, _operators, spec_flags
-from costmodel.params import resolve_weight_bytes, weight_memory
+from costmodel.params import expert_param_count, param_count, resolve_weight_bytes, weight_memory
 from costmodel.presets import engine as engine_preset
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import model as model_preset
@@ -37,7 +37,7 @@ from costmodel.pricing import Machine, comm_time, op_classes, price
 from costmodel.roofline import ARGS, default_act_bytes, model_args, step_values
 from costmodel.specs import DTYPES, HardwareSpec, ModelSpec
 from costmodel.symbols import model_values
-from costmodel.workload import PHASES, substitute, writes_cache
+from costmodel.workload import PHASES, REGIMES, regime, substitute, writes_cache
 
 pd = deferred("pandas")
 BOUNDS = ("compute", "memory", "communication")
@@ -198,13 +198,18 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
           eta_m: float | None = None, eta_c_skinny: float | None = None,
           eta_m_elementwise: float | None = None, eta_m_quant: float | None = None,
           kernel_overhead: float | None = None, step_overhead: float | None = None,
-          layer_overhead: float | None = None, mem_util: float = 1.0, **options):
+          layer_overhead: float | None = None, mem_util: float = 1.0, ep: int = 1,
+          expert_weight_bytes: float | None = None, expert_quant: str | None = None,
+          **options):
     """The roofline over the cartesian product batch × context × tp × hardware.
 
     ``phase`` substitutes (q, c) (:mod:`costmodel.workload`). Returns a DataFrame with one row
     per point: hardware, dtype, batch, context, tp, flops, bytes, intensity, time (seconds),
     bound, tokens_per_s and whether weights + KV cache fit in ``mem_util`` of the memory
-    (``fits``).
+    (``fits``); with an ``engine``, also ``time_lo`` and ``time_hi``, the ends of its 80 % band
+    for the point's regime (NaN where it has none). Precision, ``engine`` and ``ep`` (expert
+    parallelism of a mixture of experts: a multiple of every ``tp``, the attention running as
+    EP/TP replicas, each holding its own requests' KV cache) as in :func:`costmodel.analyze`.
     """
     check_choice("phase", phase, PHASES)
     m = model_preset(m)
@@ -221,17 +226,19 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
     profile = None if engine is None else engine_preset(engine)
     if "attention" not in options and profile is not None:
         options["attention"] = profile.attention
-    prec = resolve_weight_bytes(m, weight_bytes, quant=quant)
+    dps = {int(t): check_parallel(m, int(t), ep) for t in np.unique(tps)}
+    prec = resolve_weight_bytes(m, weight_bytes, expert_weight_bytes, quant, expert_quant)
     weight_bytes, expert_weight_bytes = prec.weight_bytes, prec.expert_weight_bytes
     act_bytes = default_act_bytes(weight_bytes) if act_bytes is None else act_bytes
     for name, value in (("weight_bytes", weight_bytes), ("kv_bytes", kv_bytes),
                         ("act_bytes", act_bytes)):
         check_element_bytes(name, value)
     check_fraction("mem_util", mem_util)
-    opts = Options(**{"kv_cache": writes_cache(phase), **options})
+    opts = Options(**{"kv_cache": writes_cache(phase), **options, "expert_parallel": ep > 1})
     B_, C_, T_ = np.meshgrid(bs, cs, tps, indexing="ij")
+    DP_ = np.vectorize(dps.get, otypes=[np.int64])(T_)
     qv, cv = substitute(phase, C_, gamma, chunk)
-    per_op = _values(m, opts, [(B_, qv, cv)], T_, 1, 1, weight_bytes, expert_weight_bytes,
+    per_op = _values(m, opts, [(B_, qv, cv)], T_, ep, DP_, weight_bytes, expert_weight_bytes,
                      act_bytes, kv_bytes)
     shape = B_.shape
     flops = np.zeros(shape)
@@ -239,12 +246,20 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
     for _, f, b, *_ in per_op:
         flops += f
         nbytes += b
-    kv_formula = batch_formulas(spec_flags(m), opts.mla)["kv_per_request_per_gpu"]
-    kv_gpu = kv_formula(**{**model_values(m), "context": cv + qv, "tp": T_,
-                           "kv_bytes": kv_bytes})
+    per_gpu = batch_formulas(spec_flags(m), opts.mla, ep > 1)
+    kv_gpu = per_gpu["kv_per_request_per_gpu"](**{**model_values(m), "context": cv + qv,
+                                                 "tp": T_, "kv_bytes": kv_bytes})
+    if ep > 1:   # experts split over EP; each of the DP replicas holds its requests' KV
+        weights_gpu = per_gpu["weights_per_gpu"](
+            params=param_count(m), expert_params=expert_param_count(m), tp=T_, ep=ep,
+            weight_bytes=weight_bytes, expert_weight_bytes=expert_weight_bytes)
+        requests_gpu = np.ceil(B_ / DP_)
+    else:
+        weights_gpu = weight_memory(m, weight_bytes, expert_weight_bytes) / T_
+        requests_gpu = B_
     # the no-cache baseline keeps no KV cache between steps: only the weights must fit
-    need = weight_memory(m, weight_bytes, expert_weight_bytes) / T_ + \
-        (B_ * kv_gpu if opts.kv_cache else 0)
+    need = weights_gpu + (requests_gpu * kv_gpu if opts.kv_cache else 0)
+    regimes = regime(B_, qv, T_, min(weight_bytes, expert_weight_bytes))
     new_tokens = B_ * qv if opts.kv_cache else B_
     names = list(dict.fromkeys(h.name for h in hws))
     frames = []
@@ -256,13 +271,22 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
                           eta_m_elementwise=eta_m_elementwise, eta_m_quant=eta_m_quant,
                           kernel_overhead=kernel_overhead, step_overhead=step_overhead,
                           layer_overhead=layer_overhead)
-        sums = _price_ops(per_op, mach, m.n_layers, shape, T_, 1, weight_bytes,
+        sums = _price_ops(per_op, mach, m.n_layers, shape, T_, ep, weight_bytes,
                           expert_weight_bytes)
         time = sums["time"]
         bound = np.where(sums["comm"] > np.maximum(sums["compute"], sums["memory"]),
                          2, np.where(sums["compute"] < sums["memory"], 1, 0))
         with np.errstate(divide="ignore", invalid="ignore"):
             intensity = np.where(nbytes > 0, flops / np.where(nbytes > 0, nbytes, 1), 0.0)
+        bands = {}
+        if profile is not None:
+            lo, hi = np.full(shape, np.nan), np.full(shape, np.nan)
+            for name in REGIMES:
+                band = mach.efficiency.band(name)
+                if band is not None:
+                    lo = np.where(regimes == name, band[0], lo)
+                    hi = np.where(regimes == name, band[1], hi)
+            bands = {"time_lo": (time * lo).ravel(), "time_hi": (time * hi).ravel()}
         frames.append(pd.DataFrame({
             "hardware": pd.Categorical.from_codes(
                 np.full(B_.size, names.index(h.name), dtype=np.int16), names),
@@ -271,7 +295,7 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
             "batch": B_.ravel().astype(np.int64), "context": C_.ravel().astype(np.int64),
             "tp": T_.ravel().astype(np.int64),
             "flops": flops.ravel(), "bytes": nbytes.ravel(), "intensity": intensity.ravel(),
-            "time": time.ravel(),
+            "time": time.ravel(), **bands,
             "bound": pd.Categorical.from_codes(bound.ravel().astype(np.int8), BOUNDS),
             "tokens_per_s": (new_tokens / time).ravel(),
             "fits": (need <= mem_util * h.memory_bytes).ravel(),

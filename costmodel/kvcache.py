@@ -53,29 +53,49 @@ def held_tokens(structure: Structure, context: sp.Expr = s) -> tuple[sp.Expr, sp
     return full * context, window * sp.Min(context, W - 1)
 
 
+#: How each latent-attention cache layout stores a token (said in the formulas' descriptions).
+MLA_LAYOUTS = {"absorbed": "the latent r_kv + d_r, as serving engines cache it",
+               "naive": "the latent r_kv + d_r, up-projected every pass",
+               "expanded": "per-head K and V, H (d_n + d_r + d_v), as Hugging Face caches it"}
+
+
 @cache
 def _formulas(structure: Structure, mla: str) -> dict[str, Formula]:
     if structure.window == "none" and not structure.mla:
         return {"per_token": KV_PER_TOKEN, "per_request": KV_PER_REQUEST, "batch": KV_BATCH}
     e = layer_elements(structure, mla)
+    layout = f"; {MLA_LAYOUTS[mla]}" if structure.mla else ""
     per_layer = Formula("kv_bytes_per_token_layer", e * b_kv, "bytes",
-                        "KV-cache bytes per token in one layer",
+                        f"KV-cache bytes per token in one layer{layout}",
                         symbol=r"\mathrm{KV}_{\mathrm{layer}}")
     request = Formula("kv_bytes_per_request", e * b_kv * sp.Add(*held_tokens(structure)),
                       "bytes",
                       "KV-cache bytes of one request of s tokens (window layers hold at most "
                       "W − 1)", symbol=r"\mathrm{KV}_{\mathrm{request}}")
+    full, window = held_tokens(structure)
+    within = ", within the window" if structure.window != "none" else ""
     return {"per_token": Formula("kv_bytes_per_token", L * e * b_kv, "bytes",
-                                 "KV-cache bytes per token (all layers, within the window)",
+                                 f"KV-cache bytes per token (all layers{within}{layout})",
                                  symbol=r"\mathrm{KV}_{\mathrm{token}}"),
             "per_token_layer": per_layer, "per_request": request,
             "batch": Formula("kv_cache_bytes", B * request.expr, "bytes",
-                             "KV-cache bytes of B requests of s tokens", symbol=r"\mathrm{KV}")}
+                             "KV-cache bytes of B requests of s tokens", symbol=r"\mathrm{KV}"),
+            "layer_tokens": Formula("kv_layer_tokens", full + window, "layer-tokens",
+                                    "tokens held summed over the layers for one request of s "
+                                    "tokens (a window layer holds at most W − 1)",
+                                    symbol=r"N_{\mathrm{held}}"),
+            "full_layers": Formula("kv_full_layers", e * b_kv * full, "bytes",
+                                   "KV-cache bytes of one request in the full-attention layers",
+                                   symbol=r"\mathrm{KV}_{\mathrm{full}}"),
+            "window_layers": Formula("kv_window_layers", e * b_kv * window, "bytes",
+                                     "KV-cache bytes of one request in the sliding-window layers",
+                                     symbol=r"\mathrm{KV}_{\mathrm{window}}")}
 
 
 def kv_formulas(m: ModelSpec | str, mla: str = "absorbed") -> dict[str, Formula]:
-    """The KV Formulas of ``m``: per_token, per_request, batch (and per_token_layer for the
-    architectures beyond dense MHA/GQA). ``mla``: the latent-attention cache layout (absorbed
+    """The KV Formulas of ``m``: per_token, per_request, batch (and, for the architectures
+    beyond dense MHA/GQA, per_token_layer, layer_tokens and the bytes of one request in the
+    full_layers and the window_layers). ``mla``: the latent-attention cache layout (absorbed
     and naive cache the latent; expanded the per-head K and V)."""
     check_choice("mla", mla, MLA)
     return _formulas(spec_flags(model_preset(m)), mla)
@@ -118,13 +138,13 @@ def kv_by_layer_type(m: ModelSpec | str, context: int, kv_bytes: float = 2,
     m = model_preset(m)
     check_positive_int("context", context)
     check_element_bytes("kv_bytes", kv_bytes)
-    structure = spec_flags(m)
-    e = layer_elements(structure, check_choice("mla", mla, MLA))
+    f = kv_formulas(m, mla)
     values = dict(model_values(m), context=context, kv_bytes=kv_bytes)
-    return {name: _exact(Formula(name, e * b_kv * part).exact(**values))
-            for name, part in zip(("full_layers", "window_layers"), held_tokens(structure),
-                                  strict=True)}
+    if "full_layers" not in f:       # dense MHA/GQA: every layer is a full-attention layer
+        return {"full_layers": _exact(f["per_request"].exact(**values)), "window_layers": 0}
+    return {name: _exact(f[name].exact(**values)) for name in ("full_layers", "window_layers")}
 
 
-__all__ = ["KV_BATCH", "KV_PER_REQUEST", "KV_PER_TOKEN", "held_tokens", "kv_by_layer_type",
-           "kv_bytes_per_token", "kv_cache_bytes", "kv_formulas", "layer_elements"]
+__all__ = ["KV_BATCH", "KV_PER_REQUEST", "KV_PER_TOKEN", "MLA_LAYOUTS", "held_tokens",
+           "kv_by_layer_type", "kv_bytes_per_token", "kv_cache_bytes", "kv_formulas",
+           "layer_elements"]

@@ -225,6 +225,13 @@ def operators(m: ModelSpec, options: Options = Options()) -> tuple[Op, ...]:
     return _operators(spec_flags(m), options)
 
 
+def experts_touched(tokens: sp.Expr, experts: str = "uniform") -> sp.Expr:
+    """U: the distinct routed experts ``tokens`` routed tokens reach in one MoE layer when each
+    picks k of the E experts uniformly, U = E (1 − (1 − k/E)^T) (``experts="all"``: E, the
+    pessimistic bound). The expert weights a pass reads are U experts' worth."""
+    return E if experts == "all" else E * (1 - (1 - k_e / E) ** tokens)
+
+
 def layer_counts(classes: str, subset: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
     """(count of the other layers, count of the subset) for a layer class split."""
     if classes == "none":
@@ -450,7 +457,7 @@ def _operators(st: Structure, o: Options) -> tuple[Op, ...]:
                       w=(d * E + (E if st.router_bias else 0)) * b_w, ar=T * d * b_a,
                       aw=T * E * b_a, count=moe_layers, rows=T))
         group_tokens = B * q                     # tokens routed in the whole EP group
-        touched = E if o.experts == "all" else E * (1 - (1 - k_e / E) ** group_tokens)
+        touched = experts_touched(group_tokens, o.experts)
         if ep:   # whole experts, E/EP on each GPU: a 1/EP share of the assignments
             assign, width, experts_here = group_tokens * k_e / EP, f_e, touched / EP
         else:    # every expert sliced over the TP group
@@ -506,4 +513,5 @@ def total_expr(flags: Structure, quantity: str, options: Options = Options(),
 
 
 __all__ = ["ATTENTION", "CAUSAL", "COMM", "ELEMENTWISE_FLOPS", "EXPERTS", "LM_HEAD", "MLA", "Op",
-           "Options", "PARTS", "Structure", "layer_counts", "operators", "spec_flags", "total"]
+           "Options", "PARTS", "Structure", "experts_touched", "layer_counts", "operators",
+           "spec_flags", "total"]

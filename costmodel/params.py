@@ -61,6 +61,7 @@ from costmodel.symbols import (
     d_v,
     f_e,
     f_s,
+    k_e,
     model_values,
     r_kv,
     r_q,
@@ -149,14 +150,29 @@ def expert_param_count(spec: ModelSpec | str) -> int:
                    if name in EXPERT_COMPONENTS))
 
 
+def active_param_formula(spec: ModelSpec | str) -> Formula:
+    """Active parameters, those one token uses: every parameter but the routed experts', plus
+    k of the E experts of every MoE layer, P_act = P − (1 − k/E)·P_e (= P for a dense model).
+    The input embedding counts (one row of it is read per token); vendors differ on that."""
+    spec = model_preset(spec)
+    comps = _components(_flags(spec))
+    experts = sp.Add(*(comps[name] for name in EXPERT_COMPONENTS if name in comps))
+    active = sp.Add(*comps.values()) - (1 - k_e / E) * experts if spec.moe \
+        else sp.Add(*comps.values())
+    return Formula("active_param_count", active, "parameters",
+                   "active parameters per token (all but the routed experts, plus k/E of them)",
+                   symbol=r"P_{\mathrm{active}}")
+
+
+@lru_cache(maxsize=4096)
+def _active(spec: ModelSpec) -> int:
+    return int(active_param_formula(spec).exact(**model_values(spec)))
+
+
 def active_param_count(spec: ModelSpec | str) -> int:
     """Parameters one token uses: all but the routed experts, plus k of the E experts of every
-    MoE layer (P − (1 − k/E)·P_experts; = P for a dense model)."""
-    m = model_preset(spec)
-    experts = expert_param_count(m)
-    if not experts:
-        return param_count(m)
-    return param_count(m) - experts + experts * m.experts_per_token // m.n_experts
+    MoE layer (P − (1 − k/E)·P_experts, :func:`active_param_formula`; = P for a dense model)."""
+    return _active(model_preset(spec))
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,12 @@ class Efficiency:
                 "eta_m_quant": self.eta_m if self.eta_m_quant is None else self.eta_m_quant,
                 "kernel_overhead": self.kernel_overhead}
 
+    def band(self, regime: str) -> tuple[float, float] | None:
+        """The (low, high) factors of the 80 % band on a time of this ``regime``
+        (:func:`costmodel.workload.regime`): the engine's band for the regime, else its band
+        over all regimes, else None."""
+        return self.bands.get(regime, self.bands.get("all"))
+
     def pass_overhead(self, n_layers: int) -> float:
         """The fixed seconds a pass adds outside its operators: t_step + L · t_layer."""
         return self.step_overhead + n_layers * self.layer_overhead

@@ -58,7 +58,7 @@ from costmodel.symbols import (
     q,
     s,
 )
-from costmodel.units import GB, time_text
+from costmodel.units import GB, GIGA, time_text
 from costmodel.workload import phase_pass, regime
 
 pd = deferred("pandas")
@@ -245,11 +245,15 @@ class Analysis:
     def time_interval(self) -> tuple[float, float] | None:
         """The 80 % band on ``time`` (seconds) from the engine profile's cross-validated
         residuals for this regime (``costmodel validate --published``); None without a band."""
-        bands = self.efficiency.bands
-        band = bands.get(self.regime, bands.get("all"))
+        return self.interval_of(self.time)
+
+    def interval_of(self, seconds: float) -> tuple[float, float] | None:
+        """The band of this pass's regime on ``seconds`` (a time made of passes of this
+        regime, e.g. a sum of decode steps); None without a band."""
+        band = self.efficiency.band(self.regime)
         if band is None:
             return None
-        return self.time * band[0], self.time * band[1]
+        return seconds * band[0], seconds * band[1]
 
     @property
     def compute_time(self) -> float:
@@ -336,7 +340,7 @@ class Analysis:
         w = self.workload
         return (f"Analysis({self.model.name} on {self.hardware.name}, B={w['batch']} "
                 f"q={w['new_tokens']} c={w['cached_tokens']} TP={w['tp']}: "
-                f"{self.flops / 1e9:.4g} GFLOP, {self.bytes / GB:.4g} GB, "
+                f"{self.flops / GIGA:.4g} GFLOP, {self.bytes / GB:.4g} GB, "
                 f"{time_text(self.time)}, {self.bound}-bound)")
 
 
@@ -561,6 +565,33 @@ class Generation:
         """Generated tokens per second over the whole request (all sequences)."""
         return self.tokens / self.total_time
 
+    # ---- 80 % bands (None where the engine has none for the regime)
+    @property
+    def ttft_interval(self) -> tuple[float, float] | None:
+        return self.prefill.time_interval
+
+    @property
+    def tpot_first_interval(self) -> tuple[float, float] | None:
+        return self.first_decode.time_interval
+
+    @property
+    def decode_interval(self) -> tuple[float, float] | None:
+        """The band of all decode steps: every step is of the first one's regime."""
+        return self.first_decode.interval_of(self.decode_time)
+
+    @property
+    def tpot_mean_interval(self) -> tuple[float, float] | None:
+        return self.first_decode.interval_of(self.tpot_mean)
+
+    @property
+    def total_interval(self) -> tuple[float, float] | None:
+        """TTFT's band plus the decode steps' (their ends added: errors of one engine on one
+        machine move together)."""
+        pre, dec = self.ttft_interval, self.decode_interval
+        if pre is None or dec is None:
+            return None
+        return pre[0] + dec[0], pre[1] + dec[1]
+
     def __repr__(self) -> str:
         return (f"Generation(B={self.batch}, {self.generate} tokens: TTFT "
                 f"{time_text(self.ttft)}, TPOT {time_text(self.tpot_mean)} mean, total "
@@ -587,7 +618,7 @@ def generation(m, hw, context: int, generate: int, batch: int = 1, **kw) -> Gene
 def speculative_speedup(target, draft, hw, alpha: float, gamma: int, context: int = 1024,
                         batch: int = 1, *, draft_lm_head: str = "last",
                         verify_lm_head: str = "last", overheads: dict | None = None,
-                        **kw) -> dict:
+                        draft_options: dict | None = None, **kw) -> dict:
     """Speculative improvement with the cost ratio derived from two models on one machine.
 
     Target-only: one target decode step per token, t_T(s). Speculative iteration: γ draft
@@ -598,8 +629,10 @@ def speculative_speedup(target, draft, hw, alpha: float, gamma: int, context: in
     ``draft_lm_head`` / ``verify_lm_head`` choose logits for the last or all positions;
     ``overheads`` adds fixed seconds outside the passes: ``token`` (per target-only token),
     ``draft`` (per draft step), ``verify`` (per verification) and ``rejection`` (per rejected
-    iteration, weighted by its probability 1 − α^γ). Returns the times, c = t_D / t_T, and both
-    the roofline and the c-only improvement.
+    iteration, weighted by its probability 1 − α^γ). ``kw`` go to every pass of both models;
+    ``draft_options`` replace some of them for the draft (e.g. ``{"ep": 1}`` when only the
+    target is expert-parallel). Returns the times, c = t_D / t_T, and both the roofline and the
+    c-only improvement.
     """
     check_alpha(alpha)
     check_int("gamma", gamma, 1, MAX_GAMMA)
@@ -609,7 +642,7 @@ def speculative_speedup(target, draft, hw, alpha: float, gamma: int, context: in
             raise ValueError(f"overheads: unknown key {key!r} (choose from {', '.join(extra)})")
         extra[key] = float(value)
     t_target = decode_step(target, hw, context, batch, **kw).time + extra["token"]
-    draft_kw = {**kw, "lm_head": draft_lm_head}
+    draft_kw = {**kw, **(draft_options or {}), "lm_head": draft_lm_head}
     t_draft0 = decode_step(draft, hw, context, batch, **draft_kw).time + extra["draft"]
     t_drafts = decode_steps_time(draft, hw, context, gamma, batch, **draft_kw) \
         + gamma * extra["draft"]

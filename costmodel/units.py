@@ -66,5 +66,17 @@ def time_text(seconds: float) -> str:
     return f"{t:.3g} s"
 
 
+def band_text(seconds: float, interval: tuple[float, float] | None) -> str:
+    """A time with its 80 % band: '7.40 ms, 80 % band 6.30–8.90 ms'; '7.40 ms, no band' when
+    there is none (an engine profile without a band for the regime)."""
+    if interval is None:
+        return f"{time_text(seconds)}, no band"
+    lo, hi = time_text(interval[0]), time_text(interval[1])
+    unit = hi.rsplit(" ", 1)[-1]
+    if lo.endswith(" " + unit):          # one unit: '6.30–8.90 ms'
+        lo = lo[: -len(unit) - 1]
+    return f"{time_text(seconds)}, 80 % band {lo}–{hi}"
+
+
 __all__ = ["EXACT_FLOAT_INT", "GB", "GIB", "GIGA", "KB", "KIB", "MB", "MIB", "TB", "TERA",
-           "bytes_text", "exact_number", "number_text", "time_text"]
+           "band_text", "bytes_text", "exact_number", "number_text", "time_text"]

@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from costmodel.checks import (
     MAX_COUNT,
     MAX_GAMMA,
@@ -100,17 +102,15 @@ def phase_pass(phase: str, context: int, batch: int = 1, gamma: int = 4,
 REGIMES = ("quantized", "tp", "prefill", "decode_b1", "decode_batched")
 
 
-def regime(batch: int, new_tokens: int, tp: int = 1, weight_bytes: float = 2) -> str:
+def regime(batch, new_tokens, tp=1, weight_bytes: float = 2):
     """The regime a pass belongs to, for error bands (first that applies): quantized weights
     (narrower than 16 bits), tensor parallelism (TP ≥ 2), prefill (q > 1), decode of one
-    sequence, batched decode."""
-    if weight_bytes < 2:
-        return "quantized"
-    if tp > 1:
-        return "tp"
-    if new_tokens > 1:
-        return "prefill"
-    return "decode_b1" if batch == 1 else "decode_batched"
+    sequence, batched decode. Arrays broadcast to an array of regime names (a grid of passes);
+    numbers give one name."""
+    conditions = [np.asarray(weight_bytes) < 2, np.asarray(tp) > 1,
+                  np.asarray(new_tokens) > 1, np.asarray(batch) == 1]
+    names = np.select(conditions, list(REGIMES[:4]), REGIMES[4])
+    return str(names) if names.ndim == 0 else names
 
 
 def cache_options(cache: str) -> dict:

@@ -13,7 +13,9 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import costmodel as cm  # noqa: E402
-from costmodel import appstate as S  # noqa: E402
+from costmodel.app import compute, inputs  # noqa: E402
+from costmodel.app import state as S  # noqa: E402
+from costmodel.units import time_text  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 GIB = 2**30
@@ -82,7 +84,7 @@ def test_model_preset_gpt2_xl_parameters_by_hand():
 def test_hardware_context_and_tp_change_gpt2_xl_on_t4():
     at = run({"model": "gpt2-xl"})
     change(at, "selectbox", "hw", "t4")
-    change(at, "number_input", "prompt", 512)
+    change(at, "number_input", "context", 512)
     change(at, "number_input", "tp", 5)
     assert not at.error
     # T4 reports 15360 MiB; 25 heads over TP = 5 → 5 KV heads per GPU
@@ -173,13 +175,13 @@ def test_hf_config_upload_and_bad_file():
 
 
 def test_hf_parsing_helper():
-    assert S.model_from_hf_bytes(json.dumps(GPT2_CONFIG).encode()).param_count == 124439808
+    assert cm.param_count(inputs.model_from_upload(json.dumps(GPT2_CONFIG).encode())) == 124439808
     for bad, message in ((b"{", "not valid JSON"), (b"[1, 2]", "JSON object"),
                          (b"\xff\xfe", "UTF-8"),
                          (json.dumps({"model_type": "bert"}).encode(), "not supported"),
                          (json.dumps({**GPT2_CONFIG, "n_head": 7}).encode(), "n_heads")):
         with pytest.raises(ValueError, match=message):
-            S.model_from_hf_bytes(bad)
+            inputs.model_from_upload(bad)
 
 
 def test_calibration_json_upload():
@@ -193,7 +195,7 @@ def test_calibration_json_upload():
     expected = (24 * GIB - 2 * LLAMA3_8B_PARAMS) // 134217728
     assert metric(at, "Max batch") == str(cm.max_batch_size(m, hw, 1024)) == str(expected)
     with pytest.raises(ValueError, match="missing field"):
-        S.hardware_from_json_bytes(b'{"name": "x"}')
+        inputs.hardware_from_upload(b'{"name": "x"}')
 
 
 def test_custom_hardware_fields():
@@ -210,8 +212,8 @@ def test_roofline_page_numbers_and_bound():
     assert not at.error
     m, hw = cm.model("llama3-8b"), cm.hardware("a100-80gb")
     g = cm.generation(m, hw, 1024, 128, 1)
-    assert metric(at, "TTFT") == S.time_text(g.ttft)
-    assert metric(at, "Time per output token") == S.time_text(g.tpot_first)
+    assert metric(at, "TTFT") == time_text(g.ttft)
+    assert metric(at, "Time per output token") == time_text(g.tpot_first)
     assert metric(at, "Throughput") == f"{g.throughput:,.1f} tokens/s"
     assert metric(at, "Prefill bound") == "compute"
     assert metric(at, "Decode bound") == "memory"
@@ -232,10 +234,35 @@ def test_roofline_compute_bound_batch_and_attention_kind():
     assert any(f"batch B = {first:,}" in i.value for i in at.info)
     change(at, "radio", "attention", "fused")
     fused = cm.generation(m, hw, 128, 128, 1, attention="fused")
-    assert metric(at, "TTFT") == S.time_text(fused.ttft)
+    assert metric(at, "TTFT") == time_text(fused.ttft)
     change(at, "number_input", "batch", 8)
     batched = cm.generation(m, hw, 128, 128, 8, attention="fused")
     assert metric(at, "Throughput") == f"{batched.throughput:,.1f} tokens/s"
+
+
+def test_fitted_hardware_json_prices_as_analyze_then_custom_efficiencies():
+    hw = cm.hardware("a100-80gb").replace(
+        name="a100-fitted", eta_c=0.64, eta_m=0.49, eta_c_skinny=0.11, eta_m_elementwise=0.39,
+        kernel_overhead=7.4e-6)
+    m = cm.model("llama3-8b")
+    at = run({"page": "Roofline"})
+    at.file_uploader(key="hw_upload").set_value(
+        ("fitted.json", json.dumps(hw.to_dict()).encode(), "application/json")).run()
+    assert not at.exception and not at.error
+    assert at.radio(key="eta").value == "hardware" and not at.slider
+    assert metric(at, "TTFT") == time_text(cm.prefill(m, hw, 1024).time)
+    assert metric(at, "Time per output token") == time_text(cm.decode_step(m, hw, 1024).time)
+    assert metric(at, "TTFT") != time_text(cm.prefill(m, "a100-80gb", 1024).time)
+    assert any("η_c = 0.64 (0.11" in c.value for c in at.caption)
+    # custom: the sliders start from the hardware's own η_c, η_m and replace every efficiency
+    change(at, "radio", "eta", "custom")
+    assert (at.slider(key="eta_c").value, at.slider(key="eta_m").value) == (0.64, 0.49)
+    custom = dict(eta_c=0.64, eta_m=0.49, eta_c_skinny=0.64, eta_m_elementwise=0.49)
+    assert metric(at, "TTFT") == time_text(cm.prefill(m, hw, 1024, **custom).time)
+    change(at, "slider", "eta_m", 0.2)
+    assert metric(at, "Time per output token") == time_text(
+        cm.decode_step(m, hw, 1024, **dict(custom, eta_m=0.2, eta_m_elementwise=0.2)).time)
+    assert at.query_params["eta_m"] in ("0.2", ["0.2"])
 
 
 # ---------------------------------------------------------------- other pages
@@ -280,13 +307,13 @@ def test_formulas_page_shows_work():
 
 def test_validation_page(tmp_path):
     at = page(run(), "Validation")
-    if S.measurement_files():
+    if compute.measurement_files():
         assert at.dataframe
     else:
         assert "costmodel measure" in at.info[0].value
-    assert S.measurement_files(tmp_path / "missing") == []
+    assert compute.measurement_files(tmp_path / "missing") == []
     (tmp_path / "a.csv").write_text("x,y\n1,2\n")
-    assert S.measurement_files(tmp_path) == [tmp_path / "a.csv"]
+    assert compute.measurement_files(tmp_path) == [tmp_path / "a.csv"]
 
 
 # ---------------------------------------------------------------- URL state

@@ -6,7 +6,10 @@ Skips (does not fail) when /usr/bin/chromium or the playwright package is missin
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import random
 import re
 import shutil
 import signal
@@ -143,7 +146,7 @@ def test_end_to_end(server, browser_page):
 
     choose(page, "Model", "gpt2-xl")
     choose(page, "Hardware", "t4")
-    type_number(page, "Prompt s", 512)
+    type_number(page, "Context s", 512)
     type_number(page, "TP degree", 5)
     m, hw = cm.model("gpt2-xl"), cm.hardware("t4")
     expected = cm.max_batch_size(m, hw, 512, tp=5)
@@ -176,3 +179,184 @@ def test_end_to_end(server, browser_page):
     assert page.get_by_test_id("stException").count() == 0
     expect(page.get_by_label("TP degree", exact=True)).to_have_value("5")   # input kept
     shot(page, "08_bad_config_json")
+
+
+# ---------------------------------------------------------------- random walk
+WALK_STEPS = int(os.environ.get("COSTMODEL_WALK_STEPS", "220"))
+WALK_SECONDS = float(os.environ.get("COSTMODEL_WALK_SECONDS", "900"))
+WALK_SEED = 20261201
+NOT_A_NUMBER = re.compile(r"(?<![A-Za-z_])(nan|NaN|-?inf|Infinity|None)(?![A-Za-z_])")
+PAGES = ("Memory", "Roofline", "Attention intensity", "Speculative decoding", "Formulas",
+         "Validation")
+T4 = cm.hardware("t4").to_dict()
+GPT2 = {"model_type": "gpt2", "n_layer": 12, "n_embd": 768, "n_head": 12, "vocab_size": 50257,
+        "n_positions": 1024}
+HARDWARE_FILES = [
+    ("t4.json", json.dumps(T4).encode()),
+    ("fitted.json", json.dumps({**T4, "eta_c": 0.6, "eta_m": 0.5, "eta_c_skinny": 0.1,
+                                "kernel_overhead": 7e-6}).encode()),
+    ("huge-memory.json", json.dumps({**T4, "memory_bytes": 2**60}).encode()),
+    ("peak-list.json", json.dumps({**T4, "peak_flops": [1e12]}).encode()),
+    ("extra-list.json", json.dumps({**T4, "extra": [1, 2]}).encode()),
+    ("nested.json", b"[" * 100_000),
+    ("name-null.json", json.dumps({**T4, "name": None}).encode()),
+    ("overhead-inf.json", json.dumps({**T4, "kernel_overhead": math.inf}).encode()),
+    ("latency-bool.json", json.dumps({**T4, "interconnect_latency": True}).encode()),
+    ("not-json.json", b"memory: 16 GB"),
+    ("not-utf8.json", b"\xff\xfe\x00"),
+]
+CONFIG_FILES = [
+    ("config.json", json.dumps(GPT2).encode()),
+    ("config.json", json.dumps({**GPT2, "n_layer": 10**20}).encode()),
+    ("config.json", json.dumps({"model_type": "mistral", "num_hidden_layers": 32,
+                                "hidden_size": 4096, "num_attention_heads": 32,
+                                "num_key_value_heads": 8, "intermediate_size": 14336,
+                                "vocab_size": 32000, "max_position_embeddings": 32768,
+                                "sliding_window": 4096}).encode()),
+    ("config.json", json.dumps({**GPT2, "model_type": "llama",
+                                "num_local_experts": 8}).encode()),
+    ("config.json", b'{"model_type": "gpt2", "n_layer": 12,'),
+    ("config.json", json.dumps({**GPT2, "n_layer": 2**31 - 1, "n_embd": 2**31 - 1,
+                                "n_head": 2**31 - 1, "n_inner": 2**31 - 1}).encode()),
+]
+
+
+def visible(locator) -> list:
+    return [locator.nth(i) for i in range(locator.count()) if locator.nth(i).is_visible()]
+
+
+def check_page(page, step: str) -> None:
+    """No exception box, no traceback or unexpected error, no inf/NaN shown as a metric, the
+    page selector and both uploaders present."""
+    assert page.get_by_test_id("stException").count() == 0, step
+    body = page.locator("body").inner_text()
+    assert "Traceback" not in body and "unexpected error" not in body, step
+    for value in page.get_by_test_id("stMetricValue").all_inner_texts():
+        assert not NOT_A_NUMBER.search(value), f"{step}: metric {value!r}"
+    assert page.get_by_test_id("stRadio").filter(has_text="Formulas").count() == 1, step
+    assert page.get_by_test_id("stFileUploader").count() >= 2, step
+
+
+def _number(page, rng) -> str:
+    boxes = visible(page.locator('[data-testid="stNumberInput"] input'))
+    if not boxes:
+        return ""
+    box = rng.choice(boxes)
+    value = rng.choice(["0", "1", "-1", "2", "7", "64", "1024", "99999999", "1e30", "2147483647",
+                        "0.5", "abc", "10000000", "1000000"])
+    if value == "abc":              # not a number: typed key by key (fill refuses it)
+        box.click()
+        box.press("Control+A")
+        box.press_sequentially(value)
+    else:
+        box.fill(value)
+    box.press("Enter")
+    return f"number {box.get_attribute('aria-label')} = {value}"
+
+
+def _select(page, rng) -> str:
+    boxes = visible(page.get_by_test_id("stSelectbox"))
+    if not boxes:
+        return ""
+    box = rng.choice(boxes)
+    box.click()
+    options = visible(page.get_by_role("option"))
+    if not options:
+        page.keyboard.press("Escape")
+        return "select (no options)"
+    choice = rng.choice(options)
+    text = choice.inner_text()
+    choice.click()
+    return f"select {text}"
+
+
+def _click(page, rng, testid: str, inner: str) -> str:
+    items = visible(page.get_by_test_id(testid).locator(inner))
+    if not items:
+        return ""
+    item = rng.choice(items)
+    text = item.inner_text()[:40]
+    item.click()
+    return f"{testid} {text}"
+
+
+def _slider(page, rng) -> str:
+    sliders = visible(page.get_by_role("slider"))
+    if not sliders:
+        return ""
+    s = rng.choice(sliders)
+    s.focus()
+    key = rng.choice(["Home", "End", "ArrowLeft", "ArrowRight", "PageUp", "PageDown"])
+    for _ in range(rng.randint(1, 5)):
+        s.press(key)
+    return f"slider {key}"
+
+
+def _upload(page, rng) -> str:
+    which = rng.randrange(2)
+    name, data = rng.choice(CONFIG_FILES if which == 0 else HARDWARE_FILES)
+    page.get_by_test_id("stFileUploader").nth(which).locator("input[type=file]") \
+        .set_input_files(files=[{"name": name, "mimeType": "application/json", "buffer": data}])
+    return f"upload {name} ({len(data)} bytes) to uploader {which}"
+
+
+def _button(page, rng) -> str:
+    buttons = [b for b in visible(page.get_by_test_id("stButton").locator("button"))]
+    if not buttons:
+        return ""
+    b = rng.choice(buttons)
+    text = b.inner_text()[:40]
+    b.click()
+    return f"button {text}"
+
+
+def test_random_walk(server, browser_page):
+    """A seeded random walk through every kind of input: after every step the page holds no
+    exception box, no traceback and no inf/NaN metric; the selector and uploaders stay."""
+    page = browser_page
+    page.goto(f"{server}/?model=custom&hw=custom&eta=custom")   # every kind of widget shown
+    idle(page)
+    rng = random.Random(WALK_SEED)
+    actions = [
+        (3, lambda: (go(page, rng.choice(PAGES)), "page")[1]),
+        (5, lambda: _number(page, rng)),
+        (3, lambda: _select(page, rng)),
+        (2, lambda: _click(page, rng, "stCheckbox", "label")),
+        (2, lambda: _click(page, rng, "stRadio", '[data-testid="stRadioOption"]')),
+        (1, lambda: _slider(page, rng)),
+        (2, lambda: _upload(page, rng)),
+        (1, lambda: _button(page, rng)),
+    ]
+    weights = [w for w, _ in actions]
+    counts: dict[str, int] = {}
+    deadline = time.monotonic() + WALK_SECONDS
+    steps = 0
+    while steps < WALK_STEPS and time.monotonic() < deadline:
+        _, act = rng.choices(actions, weights)[0]
+        what = act()
+        if not what:
+            continue
+        idle(page)
+        steps += 1
+        kind = what.split()[0]
+        counts[kind] = counts.get(kind, 0) + 1
+        check_page(page, f"step {steps}: {what}")
+    print(f"\nrandom walk: {steps} interactions {dict(sorted(counts.items()))}")
+    assert steps >= min(200, WALK_STEPS), f"only {steps} interactions in {WALK_SECONDS:.0f} s"
+    shot(page, "walk_end")
+    # every page once more, in a fresh session of another configuration
+    page.goto(f"{server}/?model=llama3-70b&hw=h100-sxm&tp=8&batch=64&context=8192")
+    idle(page)
+    for name in PAGES:
+        go(page, name)
+        check_page(page, f"final {name}")
+        shot(page, f"walk_{name.lower().replace(' ', '_')}")
+
+
+def test_no_deploy_button(server, browser_page):
+    page = browser_page
+    page.goto(server)
+    idle(page)
+    page.wait_for_timeout(500)
+    assert page.get_by_test_id("stAppDeployButton").count() == 0
+    assert page.get_by_role("button", name="Deploy").count() == 0

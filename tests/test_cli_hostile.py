@@ -56,28 +56,30 @@ BAD_BY_KIND = {
 
 #: (base argv, {option: kind}) for every subcommand with numeric options.
 NUMERIC = [
-    (["params", "-m", "gpt2"], {"--weight-bytes": "bytes"}),
+    (["params", "-m", "gpt2"], {"--weight-bytes": "bytes", "--expert-weight-bytes": "bytes"}),
     (["kv", "-m", "gpt2", "-c", "8"],
      {"--context": "count", "--batch": "count", "--kv-bytes": "bytes"}),
     (["batch", "-m", "gpt2", "--contexts", "8"],
      {"--contexts": "count", "--tp": "dim", "--weight-bytes": "bytes", "--kv-bytes": "bytes",
       "--mem-util": "fraction", "--reserved-gib": "reserved", "--memory-gib": "gib",
-      "--memory-bytes": "memory_bytes"}),
+      "--memory-bytes": "memory_bytes", "--ep": "dim", "--expert-weight-bytes": "bytes"}),
     (["analyze", "-m", "gpt2"],
      {"--context": "nonneg_count", "--batch": "count", "--gamma": "gamma", "--chunk": "count",
       "--generate": "count", "--tp": "dim", "--weight-bytes": "bytes", "--kv-bytes": "bytes",
       "--act-bytes": "bytes", "--eta-c": "fraction", "--eta-m": "fraction",
       "--eta-c-skinny": "fraction", "--eta-m-elementwise": "fraction",
-      "--kernel-overhead": "overhead"}),
+      "--kernel-overhead": "overhead", "--ep": "dim", "--expert-weight-bytes": "bytes"}),
     (["ai"], {"--n": "count", "--d": "dim", "--batch": "count", "--bytes": "bytes"}),
     (["specdec", "--cost-ratio", "0.1"],
      {"--alpha": "alpha", "--gamma": "gamma", "--cost-ratio": "cost",
-      "--context": "nonneg_count"}),
+      "--context": "nonneg_count", "--ep": "dim", "--weight-bytes": "bytes",
+      "--expert-weight-bytes": "bytes"}),
     (["sweep", "-m", "gpt2", "--batch", "1", "--context", "8"],
      {"--batch": "count", "--context": "count", "--tp": "dim", "--gamma": "gamma",
       "--chunk": "count", "--mem-util": "fraction", "--weight-bytes": "bytes",
       "--kv-bytes": "bytes", "--act-bytes": "bytes", "--eta-c": "fraction",
-      "--eta-m": "fraction", "--kernel-overhead": "overhead"}),
+      "--eta-m": "fraction", "--kernel-overhead": "overhead", "--ep": "dim",
+      "--expert-weight-bytes": "bytes"}),
     (["bench", "analyze"], {"--runs": "runs"}),
     (["bench", "startup"], {"--runs": "runs"}),
     (["bench", "sweep"], {"--runs": "runs", "--loop-points": "runs", "--batches": "runs",
@@ -137,6 +139,45 @@ MALFORMED = [
     ["-f", "csv", "bench", "e0294"],
     # plots
     ["analyze", "-m", "gpt2", "--plot", "chart.svg"], ["specdec", "--plot", "x.pdf"],
+    # weight formats, engines, expert parallelism, latent attention
+    *([cmd, *base, opt, value] for cmd, base in (("params", ["-m", "gpt2"]),
+                                                 ("batch", ["-m", "gpt2"]),
+                                                 ("analyze", ["-m", "gpt2"]),
+                                                 ("sweep", ["-m", "gpt2"]),
+                                                 ("specdec", []))
+      for opt, value in (("--quant", "int3"), ("--quant", ""), ("--quant", "FP8"),
+                         ("--quant", "int4-g7"), ("--quant", "int4-g0"),
+                         ("--quant", "int4-g99999999"), ("--quant", "int4-g"),
+                         ("--quant", "x" * 10_000), ("--quant", "fp8\x00"),
+                         ("--quant", "nan"), ("--quant", "2"))),
+    *([cmd, *base, "--expert-quant", value] for cmd, base in (("params", ["-m", "mixtral-8x7b"]),
+                                                              ("analyze", ["-m", "gpt2"]),
+                                                              ("sweep", ["-m", "gpt2"]))
+      for value in ("int3", "", "bf17")),
+    ["batch", "-m", "gpt2", "--expert-quant", "fp8"],             # batch takes widths only
+    ["params", "-m", "gpt2", "--quant", "fp8", "--weight-bytes", "1"],
+    ["analyze", "-m", "mixtral-8x7b", "--expert-quant", "fp8", "--expert-weight-bytes", "1"],
+    *([cmd, *base, "--engine", value] for cmd, base in (("analyze", ["-m", "gpt2"]),
+                                                        ("sweep", ["-m", "gpt2"]),
+                                                        ("specdec", []))
+      for value in ("", " ", "nope", "tuend", "IDEAL?", "x" * 10_000, "ideal\x00")),
+    ["params", "-m", "gpt2", "--engine", "tuned"], ["kv", "-m", "gpt2", "-c", "8", "--ep", "2"],
+    *(["analyze", "-m", "gpt2", opt, value] for opt, value in (
+        ("--mla", "latent"), ("--mla", ""), ("--experts", "some"), ("--experts", "ALL"),
+        ("--causal", "window"))),
+    ["kv", "-m", "gpt2", "-c", "8", "--mla", "x"], ["batch", "-m", "gpt2", "--mla", "x"],
+    ["sweep", "-m", "gpt2", "--experts", "x"], ["specdec", "--mla", "x"],
+    ["specdec", "--causal", "x"],
+    # expert parallelism the model does not allow
+    ["analyze", "-m", "gpt2", "--ep", "2"], ["analyze", "-m", "mixtral-8x7b", "--ep", "3"],
+    ["analyze", "-m", "mixtral-8x7b", "--ep", "16"],
+    ["analyze", "-m", "mixtral-8x7b", "--tp", "4", "--ep", "2"],
+    ["analyze", "-m", "mixtral-8x7b", "--ep", str(2**31 - 1)],
+    ["batch", "-m", "mixtral-8x7b", "--ep", "3"], ["batch", "-m", "gpt2", "--ep", "2"],
+    ["batch", "-m", "mixtral-8x7b", "--ep", "2", "--tp", "4"],
+    ["sweep", "-m", "mixtral-8x7b", "--ep", "3"], ["sweep", "-m", "gpt2", "--ep", "2"],
+    ["sweep", "-m", "mixtral-8x7b", "--tp", "1", "8", "--ep", "4"],
+    ["specdec", "--ep", "2"], ["specdec", "--target", "mixtral-8x7b", "--ep", "5"],
 ]
 
 
@@ -466,6 +507,13 @@ def test_in_a_real_process(tmp_path):
     ["batch", "-m", "llama3-8b", "--contexts", str(2**53), "--memory-bytes", str(2**60),
      "--reserved-gib", str(2**30)],
     ["ai", "--n", str(2**53), "--batch", str(2**53), "--d", str(2**31 - 1), "--bytes", "8"],
+    ["analyze", "-m", "deepseek-v3", "--tp", "8", "--ep", "256", "--context", str(2**52),
+     "--batch", str(2**53), "--generate", str(2**52), "--engine", "eager", "--quant", "nvfp4"],
+    ["sweep", "-m", "gpt-oss-20b", "--batch", str(2**53), "--context", str(2**53), "--ep", "32",
+     "--experts", "all", "--expert-quant", "int4-g8"],
+    ["kv", "-m", "gemma3-27b", "-c", str(2**53), "-b", str(2**53)],
+    ["batch", "-m", "deepseek-v3", "--contexts", str(2**53), "--ep", "256", "--tp", "1",
+     "--mla", "expanded"],
 ])
 def test_valid_but_extreme_inputs_answer_quickly_and_finitely(argv):
     rc, out, err, seconds = attempt(["--format", "json", *argv])

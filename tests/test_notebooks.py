@@ -4,7 +4,7 @@ print match independent hand derivations written out below, not their own earlie
 
 Each notebook ends with a cell that prints ``RESULTS {json}``. The checks parse that line from
 the fresh execution. Notebooks that have a small mode read ``COSTMODEL_NB_SMALL=1``, which this
-test sets.
+test sets; the kernel imports the ``costmodel`` of this checkout (``PYTHONPATH``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-NB_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+NB_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
 CELL_TIMEOUT = 300          # seconds per cell
 MAX_BYTES = 1_000_000       # committed notebook size limit
@@ -31,6 +32,7 @@ E0294 = "01_kv_cache_batch_tp_intensity"
 CS229S = "02_gpt2xl_inference_math"
 KV_MEASURED = "03_kv_cache_measured"
 SPECULATIVE = "04_speculative_decoding"
+MODERN = "05_modern_architectures"
 PLAN = "06_plan_a_deployment"
 
 
@@ -276,7 +278,7 @@ def gpt_params(n_layer: int, d: int, vocab: int = 50257, block: int = 2048) -> i
 
 
 def check_kv_measured(r: dict) -> None:
-    from costmodel.reference.gpt import GPTConfig
+    from costmodel.reference.config import GPTConfig
 
     # Q1: q, k, v of gpt-mini's multi-head attention are (B, n_head, T, C // n_head); the
     # seed-001 cache stores k before the head split, (B, T, C).
@@ -351,6 +353,202 @@ def check_speculative(r: dict) -> None:
             assert x["measured_speedup"] > 0
 
 
+# ------------------------------------------------------------------ modern architectures
+# The H100 SXM5 80GB as nvidia-smi reports it: 81,559 MiB (costmodel/data/hardware.csv,
+# "h100-sxm"), 3.35 TB/s (NVIDIA H100 datasheet). Every number below is derived from the models'
+# public config.json files (copied in tests/fixtures/hf_configs/, sources in SOURCES.md there);
+# bf16 KV cache (2 bytes per element).
+H100_BYTES = 81_559 * 2**20                    # 85,520,809,984 bytes = 79.65 GiB
+H100_BW = 3.35e12
+CTX = 32_768
+
+
+def check_modern(r: dict) -> None:
+    assert r["context"] == CTX and r["memory_bytes"] == H100_BYTES == 85_520_809_984
+    ds, mx, gm = r["deepseek-v3"], r["mixtral-8x7b"], r["gemma3-27b"]
+    oss, ll = r["gpt-oss-20b"], r["llama3.1-405b"]
+
+    # --- DeepSeek-V3 (deepseek-v3.json): hidden 7168, vocab 129280, 61 layers, the first 3
+    # (first_k_dense_replace) dense with intermediate 18432, the other 58 with 256 routed experts
+    # (top 8) and 1 shared, moe_intermediate 2048; MLA with 128 heads, q_lora_rank 1536,
+    # kv_lora_rank 512, qk_nope_head_dim 128, qk_rope_head_dim 64, v_head_dim 128.
+    # MLA caches the latent (512) and the rotary key shared by the heads (64) per layer-token:
+    # 576 elements; × 61 layers × 2 bytes = 70,272 bytes per token — the "70.272 KB" of
+    # DeepSeek-AI, "Insights into DeepSeek-V3" (ISCA 2025, arXiv:2505.09343), Table 1.
+    assert ds["kv_elements_per_layer_token"] == 512 + 64 == 576
+    assert ds["kv_bytes_per_token"] == 576 * 61 * 2 == 70_272
+    assert ds["kv_request_bytes"] == 70_272 * CTX == 2_302_672_896          # 2.14 GiB
+    assert ds["kv_window_layers_bytes"] == 0
+    # what Hugging Face caches: every head's K (128 + 64) and V (128): 128 · 320 · 61 · 2
+    assert ds["kv_bytes_per_token_expanded"] == 128 * (128 + 64 + 128) * 61 * 2 == 4_997_120
+    d, v = 7168, 129_280
+    emb = v * d                                                # 926,679,040; the LM head too
+    attn = (d * 1536 + 1536 + 1536 * 128 * (128 + 64)          # q_a, q_a_layernorm, q_b
+            + d * (512 + 64) + 512 + 512 * 128 * (128 + 128)   # kv_a (+ rotary key), norm, kv_b
+            + 128 * 128 * d)                                   # o_proj
+    expert = 3 * d * 2048                                      # gate, up, down
+    routed = 58 * 256 * expert                                 # 653,908,770,816
+    router = 58 * 256 * d              # its e_score_correction_bias is a buffer, not a weight
+    norms = (2 * 61 + 1) * d
+    p = 2 * emb + 61 * attn + 3 * 3 * d * 18432 + routed + 58 * expert + router + norms
+    assert p == 671_026_404_352          # = Hugging Face's count (hf_configs/RESULTS.md)
+    assert ds["params"] == p and round(p / 1e9) == 671     # "671B total" (arXiv:2412.19437)
+    active = p - routed + routed * 8 // 256
+    assert ds["active_params"] == active == 37_552_282_624
+    # "37B activated for each token" leaves out the input embedding (a lookup): 36.63B
+    assert ds["embedding_params"] == emb
+    assert round((active - emb) / 1e9) == 37 and round(active / 1e9) == 38
+    # fp8 (e4m3) weights with an fp32 scale per 128 × 128 block (quantization_config
+    # weight_block_size [128, 128]): 1 + 4/128² bytes per weight, every parameter priced so
+    b8 = 1 + 4 / 128**2
+    assert ds["weight_bytes"] == pytest.approx(p * b8, rel=1e-12)
+    # 8 GPUs, TP8 · EP8: each GPU holds 1/8 of every weight (83,898,778,645 bytes) and the whole
+    # latent of every request (the latent is shared by the heads, so TP does not split it):
+    # ⌊(85,520,809,984 − 83,898,778,645) / 2,302,672,896⌋ = ⌊0.70⌋ = 0
+    assert ds["weights_per_gpu"]["tp8-ep8"] == pytest.approx(p * b8 / 8, rel=1e-12)
+    assert (H100_BYTES - p * b8 / 8) // 2_302_672_896 == 0 == ds["max_batch"]["tp8-ep8"]
+    # The checkpoint keeps the embedding, LM head, router and norms in bf16 (one byte more each):
+    # still 0.
+    assert (H100_BYTES - (p * b8 + 2 * emb + router + norms) / 8) // 2_302_672_896 == 0
+    # 16 GPUs, TP8 · EP16: the non-expert weights over 8, the routed experts over 16; 2 attention
+    # replicas of 8 GPUs each serve their own requests: 2 · ⌊(M − 43,019,502,613) / 2,302,672,896⌋
+    w16 = (p - routed) * b8 / 8 + routed * b8 / 16
+    assert ds["weights_per_gpu"]["tp8-ep16"] == pytest.approx(w16, rel=1e-12)
+    assert ds["max_batch"]["tp8-ep16"] == 2 * int((H100_BYTES - w16) // 2_302_672_896) == 36
+
+    # --- Mixtral-8x7B (mixtral-8x7b-v0.1.json): hidden 4096, 32 layers, 32 heads / 8 KV heads of
+    # 4096 / 32 = 128, 8 experts (top 2) of intermediate 14336, vocab 32000, untied head.
+    assert mx["kv_bytes_per_token"] == 2 * 32 * 8 * 128 * 2 == 131_072          # 128 KiB
+    assert mx["kv_request_bytes"] == 131_072 * CTX == 4 * 2**30
+    d, v = 4096, 32_000
+    experts = 32 * 8 * 3 * d * 14336                           # 45,097,156,608
+    p = 2 * v * d + 32 * (2 * d * d + 2 * d * 1024) + experts + 32 * 8 * d + (2 * 32 + 1) * d
+    assert mx["params"] == p == 46_702_792_704 and round(p / 1e8) == 467   # "46.7B" (Mistral AI)
+    active = p - experts + experts * 2 // 8
+    # Mistral AI's "12.9B parameters per token" counts the input embedding
+    assert mx["active_params"] == active == 12_879_925_248 and round(active / 1e8) == 129
+    assert mx["weight_bytes"] == 2 * p
+    # bf16 on one H100: 93.4 GB of weights > 85.5 GB → 0; TP2: p bytes and 4 KV heads per GPU,
+    # ⌊(85,520,809,984 − 46,702,792,704) / (32768 · 2 · 32 · 4 · 128 · 2)⌋ = ⌊18.08⌋ = 18
+    assert 2 * p > H100_BYTES and mx["max_batch"]["tp1"] == 0
+    assert mx["max_batch"]["tp2"] == (H100_BYTES - p) // (CTX * 2 * 32 * 4 * 128 * 2) == 18
+
+    # --- Gemma-3-27B (gemma-3-27b.json, text config): 62 layers, hidden 5376, 32 heads / 16 KV
+    # heads of 128, intermediate 21504, sliding_window 1024; absent from the file, Hugging Face's
+    # Gemma3TextConfig defaults: vocab 262208, tied embeddings, sliding_window_pattern 6 (layer
+    # i is global when (i + 1) % 6 == 0: 5 local to 1 global).
+    n_global = sum((i + 1) % 6 == 0 for i in range(62))
+    assert (n_global, 62 - n_global) == (10, 52)
+    per_layer = 2 * 16 * 128 * 2                               # 8,192 bytes per layer-token
+    # a window layer attends to the last W positions, the new token included: it caches W − 1
+    request = per_layer * (10 * CTX + 52 * 1023)
+    assert gm["kv_request_bytes"] == request == 3_120_136_192                 # 2.91 GiB
+    assert gm["kv_full_layers_bytes"] == per_layer * 10 * CTX
+    assert gm["kv_window_layers_bytes"] == per_layer * 52 * 1023
+    assert gm["kv_bytes_per_token"] == 62 * per_layer == 507_904              # within the window
+    assert gm["kv_bytes_per_token_beyond_window"] == 10 * per_layer == 81_920
+    assert round(request / CTX / 2**10) == 93                     # 93 KiB per token on average
+    d, v = 5376, 262_208
+    p = (v * d + 62 * (d * (32 + 16 + 16) * 128 + 32 * 128 * d + 2 * 128)   # + q/k norms
+         + 62 * 3 * d * 21504 + (4 * 62 + 1) * d)                           # 4 norms a layer
+    assert gm["params"] == gm["active_params"] == p == 27_009_346_304 and round(p / 1e9) == 27
+    assert gm["weight_bytes"] == 2 * p
+    # ⌊(85,520,809,984 − 54,018,692,608) / 3,120,136,192⌋ = ⌊10.10⌋ = 10
+    assert gm["max_batch"]["tp1"] == (H100_BYTES - 2 * p) // request == 10
+
+    # --- GPT-OSS-20B (gpt-oss-20b.json): 24 layers, layer_types alternating sliding (window 128)
+    # and full; hidden 2880, 64 heads / 8 KV heads of 64 with biases, one sink per head; 32
+    # experts (top 4) of intermediate 2880 with biases; vocab 201088, untied head.
+    per_layer = 2 * 8 * 64 * 2                                 # 2,048 bytes per layer-token
+    request = per_layer * (12 * CTX + 12 * 127)
+    assert oss["kv_request_bytes"] == request == 808_427_520
+    assert oss["kv_bytes_per_token_beyond_window"] == 12 * per_layer
+    assert round(request / CTX / 2**10, 1) == 24.1              # KiB per token on average
+    d, v = 2880, 201_088
+    attn = 2 * d * 4096 + 2 * d * 512 + 4096 + 2 * 512 + d + 64   # q, o, k, v; biases; sinks
+    experts = 24 * 32 * (d * 2 * 2880 + 2 * 2880 + 2880 * d + d)   # gate_up, down, biases
+    p = 2 * v * d + 24 * attn + experts + 24 * (d * 32 + 32) + (2 * 24 + 1) * d
+    assert oss["params"] == p == 20_914_757_184 and round(p / 1e8) == 209   # "20.9B"
+    active = p - experts + experts * 4 // 32
+    # OpenAI's "3.6B active" (model card, arXiv:2508.10925) leaves out the input embedding
+    assert oss["active_params"] == active == 4_187_440_704
+    assert round((active - v * d) / 1e8) == 36
+    # the experts in mxfp4 (OCP Microscaling: 32 e2m1 values share an e8m0 scale, 4.25 bits),
+    # the rest in bf16 (quantization_config modules_to_not_convert: attention, router,
+    # embedding, LM head)
+    w = (p - experts) * 2 + experts * 4.25 / 8
+    assert oss["weight_bytes"] == pytest.approx(w, rel=1e-12)
+    assert round(w / 2**30, 1) == 12.8                       # the model card's 12.8 GiB
+    # the checkpoint keeps the expert biases in bf16: 9.7 MB more, the same to 0.1 GiB
+    assert round((w + 24 * 32 * (2 * 2880 + d) * (2 - 4.25 / 8)) / 2**30, 1) == 12.8
+    # ⌊(85,520,809,984 − 13,751,518,848) / 808,427,520⌋ = ⌊88.78⌋ = 88
+    assert oss["max_batch"]["tp1"] == (H100_BYTES - w) // request == 88
+
+    # --- Llama-3.1-405B (llama-3.1-405b.json): 126 layers, hidden 16384, 128 heads / 8 KV
+    # heads of 128, intermediate 53248, vocab 128256. 2 · 126 · 8 · 128 · 2 = 516,096 bytes per
+    # token, the "516.096 KB" of arXiv:2505.09343, Table 1.
+    assert ll["kv_bytes_per_token"] == 2 * 126 * 8 * 128 * 2 == 516_096
+    assert ll["kv_request_bytes"] == 516_096 * CTX                            # 15.75 GiB
+    d, v = 16384, 128_256
+    p = 2 * v * d + 126 * (2 * d * d + 2 * d * 1024) + 126 * 3 * d * 53248 + (2 * 126 + 1) * d
+    assert ll["params"] == ll["active_params"] == p == 405_853_388_800
+    # TP8 in bf16: 2p / 8 = 101,463,347,200 bytes (94.5 GiB) per GPU > 80 GB: nothing fits.
+    # fp8: p / 8 per GPU, one KV head per GPU: ⌊(M − 50,731,673,600) / 2,113,929,216⌋ = 16
+    kv_gpu = CTX * 2 * 126 * 1 * 128 * 2
+    assert 2 * p / 8 > H100_BYTES and ll["max_batch"]["tp8-bf16"] == 0
+    assert ll["max_batch"]["tp8-fp8"] == (H100_BYTES - p // 8) // kv_gpu == 16
+
+    # --- MoE weight reads: a token picks k of E experts; routed uniformly, an expert escapes one
+    # token with probability 1 − k/E and all B tokens with (1 − k/E)^B, so the batch reads
+    # E (1 − (1 − k/E)^B) experts per layer
+    for name, (e, k) in {"deepseek-v3": (256, 8), "mixtral-8x7b": (8, 2),
+                         "gpt-oss-20b": (32, 4)}.items():
+        for b, u in r["experts_touched"][name].items():
+            assert u == pytest.approx(e * (1 - (1 - k / e) ** int(b)), rel=1e-9)
+    # Decode intensity of the MLP / expert matmuls. Per token a gated MLP does 2 · 3 d d_ff FLOPs
+    # and moves its activations, 3 (d + d_ff) elements (x into up and gate, their two outputs,
+    # the product into down, its output), against 3 d d_ff weights read once for the T tokens:
+    #   AI = (2T / b) / (1 + T (1/d + 1/d_ff))
+    # At B = 1 that is 2 / (bytes per weight) within 1 % (the activations are 16-bit, so they
+    # weigh relatively more beside 4-bit weights; routers and biases are a few bytes more).
+    for name, nbytes in (("deepseek-v3", b8), ("mixtral-8x7b", 2), ("gemma3-27b", 2),
+                         ("gpt-oss-20b", 4.25 / 8), ("llama3.1-405b", 2)):
+        assert r[name]["decode_intensity"]["mlp_b1"] == pytest.approx(2 / nbytes, rel=0.01)
+    # At B = 64 a dense weight serves all 64 tokens; a Mixtral expert 64 · 2 / 8 = 16 (64 tokens
+    # touch all 8 experts).
+    def mlp_ai(tokens, d, d_ff, nbytes=2):
+        return 2 * tokens / nbytes / (1 + tokens * (1 / d + 1 / d_ff))
+
+    assert ll["decode_intensity"]["mlp_b64"] == pytest.approx(mlp_ai(64, 16384, 53248), rel=1e-3)
+    assert gm["decode_intensity"]["mlp_b64"] == pytest.approx(mlp_ai(64, 5376, 21504), rel=1e-3)
+    assert mx["decode_intensity"]["mlp_b64"] == pytest.approx(mlp_ai(16, 4096, 14336), rel=1e-3)
+    # a dense MLP turns compute-bound near B = ridge · b / 2 = (989.5e12 / 3.35e12) · 2 / 2 = 295
+    # tokens; Mixtral's experts need E/k = 4 times as many once all are touched (≈ 1181), and a
+    # little more: each of an expert's ~300 tokens also moves its activations, about
+    # (3d + 3·d_ff)·2 bytes ≈ 110 KB against the expert's 3·d·d_ff·2 ≈ 352 MB of weights (≈ 10 %)
+    ridge = 989.5e12 / H100_BW
+    assert ridge <= ll["decode_intensity"]["mlp_compute_bound_from"] <= 1.05 * ridge
+    assert 4 * ridge <= mx["decode_intensity"]["mlp_compute_bound_from"] <= 1.15 * 4 * ridge
+
+    # --- The roofline: a 32k prefill is compute-bound and does at least 2 FLOPs per weight per
+    # token of the layers it runs; a decode step at the largest batch is memory-bound. One
+    # Llama-3.1-405B fp8 TP8 decode step reads every weight but the input-embedding table (one
+    # row of it) and the request's cache on each GPU, and not much more:
+    for name in ("deepseek-v3", "mixtral-8x7b", "gemma3-27b", "gpt-oss-20b", "llama3.1-405b"):
+        for t in r[name]["times"].values():
+            assert t["prefill_bound"] == "compute" and t["decode_max_bound"] == "memory"
+            assert t["decode_max_s"] > t["decode_b1_s"] > 0
+    t = ll["times"]["tp8-fp8"]
+    low, high = (p - v * d) // 8 + kv_gpu, p // 8 + kv_gpu
+    assert low <= t["decode_b1_bytes"] <= 1.01 * high
+    assert t["decode_b1_s"] >= t["decode_b1_bytes"] / H100_BW
+    assert t["prefill_flops"] >= 2 * (p - 2 * v * d) / 8 * CTX
+    g = gm["times"]["tp1"]
+    assert g["prefill_flops"] >= 2 * (27_009_346_304 - 262_208 * 5376) * CTX
+    # one Gemma request: the weights (the tied embedding is read once as the LM head) + its cache
+    assert g["decode_b1_bytes"] >= 2 * 27_009_346_304 + 3_120_136_192
+
+
 # ------------------------------------------------------------------ 06: plan a deployment
 #: On-demand $/GPU-hour of the bundled defaults (Crusoe, fetched 2026-09-19).
 PRICES = {"h100-sxm": 3.90, "h200": 4.29, "mi300x": 3.45, "l40s": 1.50}
@@ -385,19 +583,22 @@ def check_plan(r: dict) -> None:
 
 
 CHECKS = {E0294: check_e0294, CS229S: check_cs229s, KV_MEASURED: check_kv_measured,
-          SPECULATIVE: check_speculative, PLAN: check_plan}
+          SPECULATIVE: check_speculative, MODERN: check_modern, PLAN: check_plan}
 
 
 # ------------------------------------------------------------------ tests
 def test_worked_answer_notebooks_present():
-    assert {E0294, CS229S, KV_MEASURED, SPECULATIVE, PLAN} <= {p.stem for p in NOTEBOOKS}
+    assert {E0294, CS229S, KV_MEASURED, SPECULATIVE, MODERN, PLAN} <= {p.stem for p in NOTEBOOKS}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path, monkeypatch):
     monkeypatch.setenv("COSTMODEL_NB_SMALL", "1")
-    assert os.environ["COSTMODEL_NB_SMALL"] == "1"     # the kernel inherits this environment
+    # the kernel inherits this environment: small mode, and this checkout's costmodel first
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    assert os.environ["COSTMODEL_NB_SMALL"] == "1"
     nb = execute(path)
     check = CHECKS.get(path.stem)
     if check is not None:

@@ -1,5 +1,5 @@
 """The per-operator model: hand counts for one layer, MHA as H_kv = H, tensor-parallel splits,
-fused vs standard attention traffic, and the substitution identities of DESIGN.md."""
+fused vs standard attention traffic, and the substitution identities of docs/ARCHITECTURE.md."""
 
 from __future__ import annotations
 

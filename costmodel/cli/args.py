@@ -28,7 +28,10 @@ from costmodel.checks import (
     check_positive_number,
 )
 from costmodel.hfconfig import spec_from_hf_config
-from costmodel.presets import hardware, model
+from costmodel.ops import EXPERTS, MLA
+from costmodel.params import Precision
+from costmodel.presets import engine, engine_presets, hardware, model
+from costmodel.quant import FORMATS, weight_format
 from costmodel.specs import DTYPES, MAX_LATENCY, MAX_MEMORY_BYTES, ModelSpec
 from costmodel.speculative import check_alpha
 from costmodel.units import GB, GIB, exact_number
@@ -127,6 +130,28 @@ alpha = _checked("alpha", lambda _name, v: check_alpha(v) or float(v))
 #: The speculative cost ratio c = T_draft / T_target: a number in [0, 1e6].
 cost_ratio = _checked("cost ratio", check_number, 0.0, 1e6, open_lo=False)
 
+
+
+def _named(kind: str, lookup: Callable[[str], Any], field: str) -> Callable[[str], str]:
+    """An argparse type: a name ``lookup`` accepts (its canonical name), else argparse's message
+    with the lookup's reason (its ``field: `` prefix left out)."""
+
+    def parse(text: str) -> str:
+        try:
+            found = lookup(text.strip())
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e).removeprefix(f"{field}: ")) from None
+        return found.name
+
+    parse.__name__ = kind
+    return parse
+
+
+#: A weight format (costmodel.quant): bf16, fp8, int4-g128, …
+quant_format = _named("format", weight_format, "quant")
+#: An engine profile name (costmodel.presets.engine_presets).
+engine_name = _named("engine", engine, "engine")
+
 # names kept for command modules written against the first CLI package
 positive_int = count
 positive_number = _checked("number", check_positive_number, float(MAX_COUNT))
@@ -215,18 +240,130 @@ def add_hardware_argument(p: argparse.ArgumentParser, default: str = DEFAULT_HAR
                    help=f"hardware preset or a calibrated .json file (default {default})")
 
 
+FORMAT_NAMES = ", ".join([*FORMATS, "int4-gG (e.g. int4-g128)"])
+
+
+def add_weight_arguments(p: argparse.ArgumentParser, expert_formats: bool = True) -> None:
+    """The weights' widths: ``--quant FORMAT`` or ``--weight-bytes B``, and for the routed
+    experts of a mixture of experts ``--expert-quant FORMAT`` (with ``expert_formats``) or
+    ``--expert-weight-bytes B``. Default: the checkpoint's formats, else 16-bit."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--quant", type=quant_format, default=None, metavar="FORMAT",
+                       help=f"weight format: {FORMAT_NAMES} (bytes per weight with scales; "
+                            "the compute dtype picks the peak); default: the checkpoint's "
+                            "format, else 16-bit")
+    group.add_argument("--weight-bytes", type=element_bytes, default=None, metavar="B",
+                       help="bytes per weight, in [0.125, 8] (2 = fp16/bf16, 1 = int8/fp8, "
+                            "0.5 = int4), instead of a format; default: the checkpoint's "
+                            "format, else 2")
+    experts = p.add_mutually_exclusive_group()
+    if expert_formats:
+        experts.add_argument("--expert-quant", type=quant_format, default=None,
+                             metavar="FORMAT",
+                             help="format of the routed experts' weights (a mixture of "
+                                  "experts); default: the checkpoint's, else --quant / "
+                                  "--weight-bytes")
+    experts.add_argument("--expert-weight-bytes", type=element_bytes, default=None,
+                         metavar="B", help="bytes per routed-expert weight, in [0.125, 8]; "
+                                           "default: the checkpoint's, else the weights'")
+
+
+def weight_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The weight-width keywords of the API (``quant``, ``weight_bytes``, ``expert_quant``,
+    ``expert_weight_bytes``) the arguments give (those not given are left out)."""
+    names = ("quant", "weight_bytes", "expert_quant", "expert_weight_bytes")
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+
+
+def precision_text(m: ModelSpec, prec: Precision, args: argparse.Namespace) -> str:
+    """'weights fp8-block128 (1.00024 bytes per weight, the checkpoint's format); routed
+    experts the same': the widths an analysis used and where they came from."""
+    given = weight_kwargs(args)
+    dense_given = "quant" in given or "weight_bytes" in given
+
+    def one(fmt, width: float, where: str) -> str:
+        name = fmt.name if fmt is not None else f"{width:g} bytes" if where == "given" \
+            else "16-bit"
+        return f"{name} ({width:.6g} bytes per weight, {where})"
+
+    text = "weights " + one(prec.format, prec.weight_bytes,
+                            "given" if dense_given else "the checkpoint's format"
+                            if m.weight_format else "the default")
+    if m.moe:
+        expert_given = "expert_quant" in given or "expert_weight_bytes" in given
+        if expert_given:
+            where = "given"
+        elif dense_given:
+            where = "as the weights"
+        elif m.expert_weight_format:
+            where = "the checkpoint's format"
+        else:
+            where = "as the weights"
+        if where == "as the weights":
+            text += "; routed experts the same"
+        else:
+            text += "; routed experts " + one(prec.expert_format, prec.expert_weight_bytes,
+                                              where)
+    return text
+
+
+def add_engine_argument(p: argparse.ArgumentParser) -> None:
+    """``--engine NAME``: an engine profile's efficiencies, overheads, attention and 80 %
+    bands."""
+    p.add_argument("--engine", type=engine_name, default=None, metavar="NAME",
+                   help=f"engine profile: {', '.join(engine_presets())} (its efficiencies, "
+                        "per-pass overheads, attention and 80 %% error bands); default none: "
+                        "the hardware's own efficiencies (the ideal roofline for a preset)")
+
+
+def add_architecture_arguments(p: argparse.ArgumentParser, ep: bool = True,
+                               experts: bool = True) -> None:
+    """``--ep`` and ``--experts`` (a mixture of experts), ``--mla`` (latent attention)."""
+    if ep:
+        p.add_argument("--ep", type=dim, default=1, metavar="N",
+                       help="expert-parallel degree of a mixture of experts: E/EP whole experts "
+                            "per GPU, a multiple of --tp dividing the experts, the attention "
+                            "running as EP/TP replicas; default 1 (experts sliced by TP)")
+    if experts:
+        p.add_argument("--experts", choices=EXPERTS, default="uniform",
+                       help="expert weights a pass reads: those a uniform top-k routing of its "
+                            "tokens touches, E(1 - (1 - k/E)^T) (default), or all E (the "
+                            "pessimistic bound)")
+    p.add_argument("--mla", choices=MLA, default="absorbed",
+                   help="latent-attention KV cache: absorbed (the latent r_kv + d_r, "
+                        "up-projections folded; serving engines; default), naive (the latent, "
+                        "up-projected every pass) or expanded (per-head K and V, as Hugging "
+                        "Face caches them)")
+
+
+def unused_notes(m: ModelSpec, args: argparse.Namespace) -> list[str]:
+    """A note for each architecture option given that ``m`` has nothing to apply it to (never
+    a field dropped silently)."""
+    notes = []
+    if not m.moe:
+        given = [f"--{k.replace('_', '-')}" for k in ("expert_quant", "expert_weight_bytes")
+                 if getattr(args, k, None) is not None]
+        if getattr(args, "experts", "uniform") != "uniform":
+            given.append("--experts")
+        if given:
+            notes.append(f"{', '.join(given)}: no effect, {m.name} has no routed experts")
+    if not m.mla and getattr(args, "mla", "absorbed") != "absorbed":
+        notes.append(f"--mla: no effect, {m.name} has no latent attention")
+    return notes
+
+
 def add_precision_arguments(p: argparse.ArgumentParser) -> None:
-    """Bytes per weight, KV element and activation, and the compute dtype."""
-    p.add_argument("--weight-bytes", type=element_bytes, default=2, metavar="B",
-                   help="bytes per weight, in [0.125, 8] (2 = fp16/bf16, 1 = int8/fp8, "
-                        "0.5 = int4); default 2")
+    """Weight formats or widths, bytes per KV element and activation, and the compute
+    dtype."""
+    add_weight_arguments(p)
     p.add_argument("--kv-bytes", type=element_bytes, default=2, metavar="B",
                    help="bytes per KV element, in [0.125, 8]; default 2")
     p.add_argument("--act-bytes", type=element_bytes, default=None, metavar="B",
                    help="bytes per activation, in [0.125, 8] (default 2, or 4 with fp32 "
                         "weights)")
     p.add_argument("--dtype", choices=DTYPES, default=None,
-                   help="compute dtype for the peak; default from --weight-bytes")
+                   help="compute dtype for the peak; default: the weight format's (where the "
+                        "hardware has it), else the one the weight width implies")
 
 
 def add_efficiency_arguments(p: argparse.ArgumentParser) -> None:
@@ -260,11 +397,12 @@ def gib(n: float) -> float:
     return n / GIB
 
 
-__all__ = ["DEFAULT_HARDWARE", "DEFAULT_MODEL", "MAX_ROWS", "MAX_VALUES", "Parser",
-           "UsageError", "add_efficiency_arguments", "add_hardware_argument",
-           "add_memory_arguments", "add_model_arguments", "add_precision_arguments", "alpha",
+__all__ = ["DEFAULT_HARDWARE", "DEFAULT_MODEL", "FORMAT_NAMES", "MAX_ROWS", "MAX_VALUES",
+           "Parser", "UsageError", "add_architecture_arguments", "add_efficiency_arguments",
+           "add_engine_argument", "add_hardware_argument", "add_memory_arguments",
+           "add_model_arguments", "add_precision_arguments", "add_weight_arguments", "alpha",
            "check_rows", "check_values", "cost_ratio", "count", "dim", "efficiency_kwargs",
-           "element_bytes", "fraction", "gamma", "gb", "gib",
-           "memory_bytes", "memory_from_args", "memory_gib", "model_from_args", "model_spec",
-           "nonneg_count", "overhead_seconds", "positive_int", "positive_number",
-           "reserved_gib"]
+           "element_bytes", "engine_name", "fraction", "gamma", "gb", "gib", "memory_bytes",
+           "memory_from_args", "memory_gib", "model_from_args", "model_spec", "nonneg_count",
+           "overhead_seconds", "positive_int", "positive_number", "precision_text",
+           "quant_format", "reserved_gib", "unused_notes", "weight_kwargs"]
