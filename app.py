@@ -28,6 +28,7 @@ from costmodel.app.display import (
     slug,
 )
 from costmodel.app.display import ops_display as ops_table
+from costmodel.app.plan import DEFAULT_GPUS, gpu_options, plan_page
 from costmodel.app.published import PAGE_TABLES, published_results
 from costmodel.app.state import AUTO, CALIBRATION, CUSTOM, FIELDS, HF_CONFIG, Workload
 from costmodel.hfconfig import SUPPORTED as HF_MODEL_TYPES
@@ -68,6 +69,7 @@ attention_formulas = cached(compute.attention_formula_list)
 speculative_formulas = cached(compute.speculative_formulas)
 model_from_upload = cached(inputs.model_from_upload)
 hardware_from_upload = cached(inputs.hardware_from_upload)
+plan_bundle = st.cache_data(plan_page, show_spinner=False, max_entries=16)
 
 
 # ================================================================ guards
@@ -963,9 +965,55 @@ def _measurements() -> None:
           column_order=first + [c for c in df.columns if c not in first])
 
 
+# ================================================================ Plan a deployment
+def page_plan(side: Sidebar) -> None:
+    m = side.need_model()
+    st.caption("The cheapest deployment of the sidebar's model that serves a request rate "
+               "within TTFT and TPOT targets: GPU type × TP × PP × EP × weight format × "
+               "max_num_batched_tokens × max_num_seqs × replicas, vLLM's memory accounting, "
+               "continuous batching with chunked prefill, on-demand prices (tuned engine).")
+    cols = st.columns(5)
+    rate = cols[0].number_input("Requests/s", 0.01, 1e5, 50.0, key="plan_rate")
+    s_in = cols[1].number_input("Prompt tokens", 1, 2**20, 2048, key="plan_in")
+    n_out = cols[2].number_input("Output tokens", 1, 2**20, 256, key="plan_out")
+    ttft = cols[3].number_input("TTFT target, ms", 1.0, 1e6, 1000.0, key="plan_ttft")
+    tpot = cols[4].number_input("TPOT target, ms", 0.1, 1e6, 50.0, key="plan_tpot")
+    cols = st.columns([3, 1, 1])
+    gpus = cols[0].multiselect("GPUs", gpu_options(), list(DEFAULT_GPUS), key="plan_gpus")
+    arrivals = cols[1].selectbox("Arrivals", ["poisson", "uniform"], key="plan_arrivals")
+    max_util = cols[2].slider("Max utilisation", 0.1, 1.0, 0.8, 0.05, key="plan_util")
+    with st.spinner("Searching…"):
+        b = plan_bundle(m, tuple(gpus), float(rate), int(s_in), int(n_out), float(ttft),
+                        float(tpot), arrivals, float(max_util))
+    best = b["best"]
+    st.caption(b["note"])
+    cols = st.columns(5)
+    cols[0].metric("Cheapest", f"{best['gpu']} × {best['gpus']}")
+    cols[0].caption(f"TP{best['tp']} PP{best['pp']} EP{best['ep']} {best['quant']}, "
+                    f"{best['replicas']} replicas")
+    cols[1].metric("$ / hour", f"{best['usd_per_hour']:,.2f}")
+    cols[2].metric("$ / Mtok", f"{best['usd_per_mtok']:.4f}")
+    cols[2].caption(f"input {best['usd_per_mtok_input']:.4f}, output "
+                    f"{best['usd_per_mtok_output']:.4f}")
+    cols[3].metric("TTFT / TPOT", f"{best['ttft_s'] * 1e3:.0f} / {best['tpot_s'] * 1e3:.1f} ms")
+    cols[4].metric("J / token", f"{best['j_per_token']:.3f}")
+    cols[4].caption(f"{best['kwh_per_mtok']:.4f} kWh per Mtok")
+    name = slug("plan", m.name, f"{rate:g}")
+    table(b["table"], name)
+    left, right = st.columns([3, 2])
+    with left:
+        figure(b["png"], f"pareto_{name}")
+    with right:
+        st.markdown(f"**Memory of the cheapest, per GPU** — {b['reason']}")
+        table(b["memory"], f"memory_{name}")
+        for term, latex in b["formulas"]:
+            st.markdown(f"*{term}*")
+            st.latex(latex)
+
+
 PAGES: dict[str, Callable[[Sidebar], None]] = dict(zip(state.PAGES, (
     page_memory, page_roofline, page_attention, page_speculative, page_formulas,
-    page_validation), strict=True))
+    page_validation, page_plan), strict=True))
 
 
 # ================================================================ main

@@ -51,6 +51,7 @@ _API: dict[str, str] = {
     "speculative_speedup": "costmodel.roofline",
     "sweep": "costmodel.grid",
     "formulas": "costmodel.catalog",
+    "plan": "costmodel.plan",
 }
 #: Submodules reachable as attributes (``cm.speculative.speedup``).
 _MODULES = ("speculative", "plots", "workload", "units", "quant")

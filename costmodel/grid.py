@@ -1,4 +1,5 @@
-r"""The roofline over a grid (`sweep`): batch × context × TP × hardware, vectorised.
+r"""The roofline over a grid (`sweep`: batch × context × TP × hardware) and over many steps
+point by point (`steps`: continuous-batching steps for the planner), vectorised.
 
 The same operator expressions as :func:`costmodel.analyze` (one compiled function per model
 structure, evaluated on numpy arrays) and the same pricing (:func:`costmodel.pricing.price`,
@@ -17,6 +18,7 @@ import numpy as np
 
 from costmodel.batch import batch_formulas, check_parallel, check_tp
 from costmodel.checks import (
+    MAX_COUNT,
     MAX_GAMMA,
     check_choice,
     check_element_bytes,
@@ -32,13 +34,17 @@ from costmodel.presets import engine as engine_preset
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import model as model_preset
 from costmodel.pricing import Machine, comm_time, op_classes, price
-from costmodel.roofline import ARGS, default_act_bytes, model_args
+from costmodel.roofline import ARGS, default_act_bytes, model_args, step_values
 from costmodel.specs import DTYPES, HardwareSpec, ModelSpec
 from costmodel.symbols import model_values
 from costmodel.workload import PHASES, REGIMES, regime, substitute, writes_cache
 
 pd = deferred("pandas")
 BOUNDS = ("compute", "memory", "communication")
+
+
+#: The per-operator values a grid prices (per occurrence), in the order of the compiled outputs.
+VALUES = ("flops", "weight_read", "other_bytes", "comm_bytes", "rows", "count")
 
 
 @dataclass(frozen=True)
@@ -49,10 +55,139 @@ class _Totals:
 
 @cache
 def _compiled_totals(flags, options: Options) -> _Totals:
-    """Per operator (flops, bytes, comm bytes, rows, count) per occurrence."""
+    """Per operator (:data:`VALUES`) per occurrence: FLOPs, weight bytes, the other bytes
+    (activations and KV), communication bytes, rows and count."""
     ops = _operators(flags, options)
     return _Totals(ops, compile_numeric(ARGS, [x for op in ops for x in (
-        op.flops, op.bytes, op.comm_bytes, op.rows, op.count)]))
+        op.flops, op.weight_read, op.bytes - op.weight_read, op.comm_bytes, op.rows,
+        op.count)]))
+
+
+@dataclass(frozen=True)
+class Steps:
+    """Priced steps (arrays shaped like the broadcast inputs; seconds, FLOPs, bytes)."""
+
+    time: np.ndarray             # Σ operator times + the fixed per-pass overhead
+    compute: np.ndarray          # Σ operator compute times
+    memory: np.ndarray           # Σ operator memory times
+    comm: np.ndarray             # Σ operator communication times
+    layer_time: np.ndarray       # Σ times of the per-layer operators (count ≠ 1)
+    fixed: float                 # the engine's t_step + L · t_layer
+    flops: np.ndarray
+    bytes: np.ndarray
+    dtype: str
+
+
+def _values(m: ModelSpec, opts: Options, groups, tp, ep, dp, weight_bytes, expert_weight_bytes,
+            act_bytes, kv_bytes) -> list[tuple]:
+    """Per operator: (op, FLOPs × count, bytes × count, comm bytes, rows, count) of a step of
+    ``groups`` (the one mixed-step rule, :func:`costmodel.roofline.step_values`)."""
+    comp = _compiled_totals(spec_flags(m), opts)
+    vals = step_values(comp.fn, VALUES, model_args(m), groups, tp, ep, dp, weight_bytes,
+                       expert_weight_bytes, act_bytes, kv_bytes)
+    n = len(VALUES)
+    out = []
+    for i, op in enumerate(comp.ops):
+        f, wr, other, comm, rows, count = (np.asarray(v, dtype=float)
+                                           for v in vals[n * i:n * i + n])
+        out.append((op, f * count, (wr + other) * count, comm, rows, count))
+    return out
+
+
+def _price_ops(per_op: list[tuple], mach: Machine, n_layers: int, shape, tp, ep,
+               weight_bytes: float, expert_weight_bytes: float) -> dict:
+    """Every operator priced by :func:`costmodel.pricing.price` and summed: time (with the
+    fixed per-pass overhead), compute, memory, comm, and the per-layer operators' time."""
+    terms = mach.efficiency.terms
+    fixed = mach.efficiency.pass_overhead(n_layers)
+    out = {"time": np.full(shape, fixed), "compute": np.zeros(shape), "memory": np.zeros(shape),
+           "comm": np.zeros(shape), "layer_time": np.zeros(shape)}
+    for op, f, b, comm, rows, count in per_op:
+        skinny, streaming = op_classes(op.kind, rows, mach.efficiency.skinny_rows)
+        op_bytes = expert_weight_bytes if op.name.startswith("experts_") else weight_bytes
+        quantized = op.kind == "matmul" and op_bytes < mach.element_bytes
+        comm_t = comm_time(comm, op.comm == "alltoall", tp, ep, mach.link_bandwidth,
+                           mach.link_latency) * count
+        kernels = op.kernels * count * ((f + b) > 0)
+        p = price(f / mach.peak, b / mach.bandwidth, comm_t, kernels, skinny, streaming,
+                  quantized, **terms)
+        out["time"] = out["time"] + p.time
+        out["compute"] = out["compute"] + p.compute
+        out["memory"] = out["memory"] + p.memory
+        out["comm"] = out["comm"] + p.comm
+        if op.per_layer:
+            out["layer_time"] = out["layer_time"] + p.time
+    return out
+
+
+def steps(m: ModelSpec | str, hw: HardwareSpec | str, batch, new_tokens, cached_tokens,
+          tp=1, ep: int = 1, groups=(), weight_bytes: float | None = None,
+          kv_bytes: float = 2, act_bytes: float | None = None, dtype: str | None = None,
+          quant: str | None = None, engine=None, eta_c: float | None = None,
+          eta_m: float | None = None, eta_c_skinny: float | None = None,
+          eta_m_elementwise: float | None = None, eta_m_quant: float | None = None,
+          kernel_overhead: float | None = None, step_overhead: float | None = None,
+          layer_overhead: float | None = None, **options) -> Steps:
+    """The roofline of many steps at once, point by point (not a cartesian product): every
+    argument among ``batch``, ``new_tokens``, ``cached_tokens``, ``tp`` and the groups' entries
+    is a number or an array, and they broadcast together (a group of 0 sequences, or of 0
+    new tokens, adds nothing but its share of the weights). ``groups`` adds further groups of
+    sequences to each step, ((B, q, c), ...) (continuous batching: decode rows beside a prefill
+    chunk), with the one mixed-step rule of :func:`costmodel.analyze` (weights read once at
+    all the step's tokens, everything else summed). The same operator expressions and the same
+    pricing as :func:`costmodel.analyze`: at each point ``time`` equals
+    ``analyze(...).time`` of that point's step (batch sizes may be fractional here, a mean
+    number of sequences)."""
+    m, h = model_preset(m), hardware_preset(hw)
+    arrays = [np.asarray(v, dtype=float) for v in (batch, new_tokens, cached_tokens, tp)]
+    for name, arr in (("batch", arrays[0]), ("new_tokens", arrays[1]),
+                      ("cached_tokens", arrays[2])):
+        if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr < 0) \
+                or np.any(arr > MAX_COUNT):
+            raise ValueError(f"{name}: every value must be a finite number ≥ 0 and at most "
+                             f"{MAX_COUNT}")
+    for t in np.unique(arrays[3]):
+        check_tp(m, int(t))
+    extra = []
+    for i, g in enumerate(groups):
+        if len(g) != 3:
+            raise ValueError(f"groups[{i}]: give (batch, new_tokens, cached_tokens)")
+        gb, gq, gc = (np.asarray(v, dtype=float) for v in g)
+        if np.any(gb < 0) or np.any(gq < 0) or np.any(gc < 0) or not (
+                np.all(np.isfinite(gb)) and np.all(np.isfinite(gq)) and np.all(np.isfinite(gc))):
+            raise ValueError(f"groups[{i}]: batch, new_tokens and cached_tokens must be finite "
+                             "and ≥ 0")
+        extra.append((gb, gq, gc))
+    dp = check_parallel(m, int(np.max(arrays[3])), ep) if ep > 1 else 1
+    if ep > 1 and np.any(arrays[3] != np.max(arrays[3])):
+        raise ValueError("tp: with ep > 1 give one tp value")
+    profile = None if engine is None else engine_preset(engine)
+    if "attention" not in options and profile is not None:
+        options["attention"] = profile.attention
+    prec = resolve_weight_bytes(m, weight_bytes, quant=quant)
+    weight_bytes, expert_weight_bytes = prec.weight_bytes, prec.expert_weight_bytes
+    act_bytes = default_act_bytes(weight_bytes) if act_bytes is None else act_bytes
+    for name, value in (("weight_bytes", weight_bytes), ("kv_bytes", kv_bytes),
+                        ("act_bytes", act_bytes)):
+        check_element_bytes(name, value)
+    if (np.any(arrays[3] > 1) or ep > 1) and h.interconnect_bandwidth <= 0:
+        raise ValueError(f"tp: {h.name} has no interconnect bandwidth")
+    opts = Options(**{"expert_parallel": ep > 1, **options})
+    shape = np.broadcast_shapes(*(a.shape for a in arrays),
+                                *(x.shape for g in extra for x in g))
+    per_op = _values(m, opts, [tuple(arrays[:3]), *extra], arrays[3], ep, dp, weight_bytes,
+                     expert_weight_bytes, act_bytes, kv_bytes)
+    mach = Machine.of(h, dtype, weight_bytes, profile, prec.format, eta_c=eta_c, eta_m=eta_m,
+                      eta_c_skinny=eta_c_skinny, eta_m_elementwise=eta_m_elementwise,
+                      eta_m_quant=eta_m_quant, kernel_overhead=kernel_overhead,
+                      step_overhead=step_overhead, layer_overhead=layer_overhead)
+    priced = _price_ops(per_op, mach, m.n_layers, shape, arrays[3], ep, weight_bytes,
+                        expert_weight_bytes)
+    flops = sum(np.broadcast_to(f, shape) for _, f, *_ in per_op)
+    nbytes = sum(np.broadcast_to(b, shape) for _, _, b, *_ in per_op)
+    return Steps(priced["time"], priced["compute"], priced["memory"], priced["comm"],
+                 priced["layer_time"], mach.efficiency.pass_overhead(m.n_layers),
+                 np.asarray(flops), np.asarray(nbytes), mach.dtype)
 
 
 def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, context=1024, tp=1,
@@ -103,13 +238,8 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
     B_, C_, T_ = np.meshgrid(bs, cs, tps, indexing="ij")
     DP_ = np.vectorize(dps.get, otypes=[np.int64])(T_)
     qv, cv = substitute(phase, C_, gamma, chunk)
-    comp = _compiled_totals(spec_flags(m), opts)
-    vals = comp.fn(*model_args(m), B_, qv, cv, T_, ep, DP_, weight_bytes, expert_weight_bytes,
-                   act_bytes, kv_bytes)
-    per_op = []
-    for i, op in enumerate(comp.ops):
-        f, b, comm, rows, count = (np.asarray(v, dtype=float) for v in vals[5 * i:5 * i + 5])
-        per_op.append((op, f * count, b * count, comm, rows, count))
+    per_op = _values(m, opts, [(B_, qv, cv)], T_, ep, DP_, weight_bytes, expert_weight_bytes,
+                     act_bytes, kv_bytes)
     shape = B_.shape
     flops = np.zeros(shape)
     nbytes = np.zeros(shape)
@@ -141,24 +271,10 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
                           eta_m_elementwise=eta_m_elementwise, eta_m_quant=eta_m_quant,
                           kernel_overhead=kernel_overhead, step_overhead=step_overhead,
                           layer_overhead=layer_overhead)
-        terms = mach.efficiency.terms
-        time = np.full(shape, mach.efficiency.pass_overhead(m.n_layers))
-        sums = {"compute": np.zeros(shape), "memory": np.zeros(shape),
-                "communication": np.zeros(shape)}
-        for op, f, b, comm, rows, count in per_op:
-            skinny, streaming = op_classes(op.kind, rows, mach.efficiency.skinny_rows)
-            op_bytes = expert_weight_bytes if op.name.startswith("experts_") else weight_bytes
-            quantized = op.kind == "matmul" and op_bytes < mach.element_bytes
-            comm_t = comm_time(comm, op.comm == "alltoall", T_, ep, mach.link_bandwidth,
-                               mach.link_latency) * count
-            kernels = op.kernels * count * ((f + b) > 0)
-            p = price(f / mach.peak, b / mach.bandwidth, comm_t, kernels, skinny, streaming,
-                      quantized, **terms)
-            time += p.time
-            sums["compute"] += p.compute
-            sums["memory"] += p.memory
-            sums["communication"] += p.comm
-        bound = np.where(sums["communication"] > np.maximum(sums["compute"], sums["memory"]),
+        sums = _price_ops(per_op, mach, m.n_layers, shape, T_, ep, weight_bytes,
+                          expert_weight_bytes)
+        time = sums["time"]
+        bound = np.where(sums["comm"] > np.maximum(sums["compute"], sums["memory"]),
                          2, np.where(sums["compute"] < sums["memory"], 1, 0))
         with np.errstate(divide="ignore", invalid="ignore"):
             intensity = np.where(nbytes > 0, flops / np.where(nbytes > 0, nbytes, 1), 0.0)
@@ -187,4 +303,4 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
-__all__ = ["sweep"]
+__all__ = ["VALUES", "Steps", "steps", "sweep"]

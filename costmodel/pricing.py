@@ -11,7 +11,8 @@ Per operator occurrence, on one GPU of a tensor-parallel group of TP:
 * η_m is the bandwidth efficiency — η_m,elementwise for the elementwise and copy passes
   (norms, activations, softmax, residuals, cache writes), else η_m;
 * t_comm is a ring all-reduce of m bytes over TP GPUs: 2 (TP − 1) / TP · m / β_link + latency
-  (0 when TP = 1);
+  (0 when TP = 1); an all-to-all over the EP group; a pipeline stage's point-to-point hand-over
+  m / β_link + latency (:func:`p2p_time`);
 * k is the operator's kernel launches and t_kernel a fixed cost per launch;
 * a weight matmul whose weights are quantized weight-only (dequantized on the fly) streams at
   η_m,quant instead of η_m;
@@ -205,6 +206,14 @@ def alltoall_time(comm_bytes, group, link_bandwidth: float, latency: float):
     return np.where(active, t, 0.0)
 
 
+def p2p_time(comm_bytes, link_bandwidth: float, latency: float):
+    """Point-to-point send of ``comm_bytes`` to the next GPU (a pipeline stage handing its
+    activations on): m / β_link + latency, 0 where there is nothing to send (arrays
+    broadcast)."""
+    comm = np.asarray(comm_bytes, dtype=float)
+    return np.where(comm > 0, comm / link_bandwidth + latency, 0.0)
+
+
 def comm_time(comm_bytes, alltoall, tp, ep, link_bandwidth: float, latency: float):
     """Communication time of operators: an all-reduce over the TP group, or (where
     ``alltoall``) an all-to-all over the EP group."""
@@ -260,5 +269,5 @@ def op_classes(kinds, rows, skinny_rows: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 __all__ = ["EFFICIENCY_FIELDS", "Efficiency", "MATMUL_KINDS", "Machine", "NARROW_DTYPES", "Priced",
-           "allreduce_time", "alltoall_time", "comm_time", "op_classes", "price",
+           "allreduce_time", "alltoall_time", "comm_time", "op_classes", "p2p_time", "price",
            "resolve_dtype", "roofline_time"]

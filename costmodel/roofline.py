@@ -68,6 +68,10 @@ MODEL_ARGS = tuple(BY_NAME[name] for name in MODEL_SIZES)
 WORKLOAD_ARGS = (B, q, c, TP, EP, DP, b_w, b_we, b_a, b_kv)
 ARGS = (*MODEL_ARGS, *WORKLOAD_ARGS)
 QUANTITIES = ("flops", *PARTS, "comm_bytes", "rows", "count")
+#: The quantity a step holds once whatever groups of sequences share it (continuous batching:
+#: decode rows beside a prefill chunk): the weights are read once per step (and the experts a
+#: step touches depend on all its tokens). Every other quantity is a sum over the groups.
+STEP_QUANTITIES = ("weight_read",)
 OPS_COLUMNS = ["op", "kind", "block", "count", "flops", "bytes", *PARTS, "comm_bytes",
                "intensity", "compute_time", "memory_time", "comm_time", "overhead_time", "time",
                "bound"]
@@ -136,6 +140,43 @@ def _options(attention, causal, lm_head, fused_qkv, kv_cache, kv_sharing, mask, 
                    experts=experts, mla=mla, expert_parallel=expert_parallel)
 
 
+def step_values(fn, names: tuple[str, ...], sizes: tuple, groups, *workload) -> list:
+    """``fn``'s per-operator values (``names`` repeated per operator, :data:`QUANTITIES` or a
+    subset) for one step that runs several groups of sequences ``groups`` = ((B, q, c), ...)
+    (numbers or broadcasting arrays) after the model's ``sizes``, with ``workload`` = (TP, EP,
+    DP, b_w, b_we, b_a, b_kv).
+
+    The one rule of a mixed step: every quantity is the sum over the groups, except
+    :data:`STEP_QUANTITIES` (the weights read), evaluated once at all the step's tokens
+    T = Σ B·q (as B = 1, q = T, c = 0); ``count`` is the same for every group."""
+    groups = list(groups)
+    per_group = [fn(*sizes, b, q_, c_, *workload) for b, q_, c_ in groups]
+    if len(groups) == 1:
+        return per_group[0]
+    tokens = sum(b * q_ for b, q_, _ in groups)
+    whole = fn(*sizes, 1, tokens, 0, *workload)
+    cycle = len(names)
+    return [whole[i] if names[i % cycle] in STEP_QUANTITIES
+            else per_group[0][i] if names[i % cycle] == "count"
+            else sum(g[i] for g in per_group) for i in range(len(whole))]
+
+
+def check_groups(groups) -> tuple[tuple[int, int, int], ...]:
+    """Further groups of sequences in one step: (batch, new_tokens, cached_tokens) each."""
+    try:
+        rows = [tuple(g) for g in groups]
+    except TypeError:
+        raise ValueError("groups: give (batch, new_tokens, cached_tokens) triples") from None
+    out = []
+    for i, row in enumerate(rows):
+        if len(row) != 3:
+            raise ValueError(f"groups[{i}]: give (batch, new_tokens, cached_tokens), got {row!r}")
+        out.append((check_positive_int(f"groups[{i}] batch", row[0]),
+                    check_positive_int(f"groups[{i}] new_tokens", row[1]),
+                    check_nonneg_int(f"groups[{i}] cached_tokens", row[2])))
+    return tuple(out)
+
+
 def default_act_bytes(weight_bytes: float) -> int:
     """Activations are 16-bit unless the weights are fp32 (then 32-bit)."""
     return 4 if weight_bytes >= 4 else 2
@@ -196,7 +237,8 @@ class Analysis:
     def regime(self) -> str:
         """The regime of the pass (:func:`costmodel.workload.regime`)."""
         w = self.workload
-        return regime(w["batch"], w["new_tokens"], w["tp"],
+        q_max = max([w["new_tokens"], *(g[1] for g in w.get("groups", ()))])
+        return regime(w["batch"], q_max, w["tp"],
                       min(w["weight_bytes"], w.get("expert_weight_bytes", w["weight_bytes"])))
 
     @property
@@ -247,7 +289,10 @@ class Analysis:
 
     @property
     def tokens(self) -> int:
-        return int(self.workload["batch"] * self.workload["new_tokens"])
+        """New tokens of the step: B·q, plus those of its further groups."""
+        w = self.workload
+        return int(w["batch"] * w["new_tokens"]
+                   + sum(g[0] * g[1] for g in w.get("groups", ())))
 
     # ---- per operator
     def op_bounds(self) -> np.ndarray:
@@ -321,11 +366,16 @@ def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_toke
             eta_m: float | None = None, eta_c_skinny: float | None = None,
             eta_m_elementwise: float | None = None, eta_m_quant: float | None = None,
             kernel_overhead: float | None = None, step_overhead: float | None = None,
-            layer_overhead: float | None = None) -> Analysis:
+            layer_overhead: float | None = None, groups=()) -> Analysis:
     """Roofline analysis of one forward pass: ``batch`` sequences each adding ``new_tokens``
     tokens (q) on top of ``cached_tokens`` (c) already in the KV cache, on one GPU of a group of
     ``tp`` (and, for a mixture of experts, ``ep`` GPUs holding E/ep experts each, the attention
     running as ep/tp replicas of batch·tp/ep sequences).
+
+    ``groups``: further groups of sequences in the same step, ((B, q, c), ...) — a continuous-
+    batching step of decode rows beside a prefill chunk. Each operator's FLOPs and bytes are
+    summed over the groups, its weights read once at all the step's tokens
+    (:func:`step_values`), and the step priced once.
 
     Precision: a weight format (``quant``, e.g. "fp8", "int4-g128"; ``expert_quant`` for the
     routed experts) or bare widths (``weight_bytes``, ``expert_weight_bytes``), defaulting to
@@ -353,6 +403,7 @@ def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_toke
         expert_weight_bytes, fmt = weight_bytes, None
     act_bytes = default_act_bytes(weight_bytes) if act_bytes is None else act_bytes
     _check_workload(m, batch, new_tokens, cached_tokens, tp, weight_bytes, kv_bytes, act_bytes)
+    groups = check_groups(groups)
     dp = check_parallel(m, tp, ep)
     if max(tp, ep) > 1 and hw.interconnect_bandwidth <= 0:
         raise ValueError(f"tp: {hw.name} has no interconnect bandwidth, so TP={tp}, EP={ep} "
@@ -365,8 +416,9 @@ def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_toke
                       step_overhead=step_overhead, layer_overhead=layer_overhead)
     structure, sizes = _resolved(m)
     comp = compiled(structure, options)
-    vals = comp.fn(*sizes, batch, new_tokens, cached_tokens, tp, ep, dp, weight_bytes,
-                   expert_weight_bytes, act_bytes, kv_bytes)
+    vals = step_values(comp.fn, QUANTITIES, sizes,
+                       ((batch, new_tokens, cached_tokens), *groups), tp, ep, dp, weight_bytes,
+                       expert_weight_bytes, act_bytes, kv_bytes)
     per_occ = np.array(vals, dtype=float).reshape(len(comp.ops), len(QUANTITIES))
     count = per_occ[:, 8]
     qty = per_occ[:, :7] * count[:, None]
@@ -385,6 +437,8 @@ def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_toke
     workload = {"batch": batch, "new_tokens": new_tokens, "cached_tokens": cached_tokens,
                 "tp": tp, "weight_bytes": weight_bytes, "kv_bytes": kv_bytes,
                 "act_bytes": act_bytes}
+    if groups:
+        workload["groups"] = groups
     if ep > 1:
         workload["ep"] = ep
     if expert_weight_bytes != weight_bytes:
@@ -663,7 +717,8 @@ def decode_time_formula(m: ModelSpec | str, **options) -> Formula:
                    symbol=r"T_{\mathrm{decode}}")
 
 
-__all__ = ["Analysis", "Compiled", "Generation", "analyze", "analyze_phase", "chunk_step",
-           "compiled", "critical_batch", "critical_batch_formula", "decode_step",
-           "decode_steps_time", "decode_time_formula", "default_act_bytes", "generation",
-           "no_cache_step", "prefill", "speculative_speedup", "sum_max_linear", "verify_step"]
+__all__ = ["STEP_QUANTITIES", "Analysis", "Compiled", "Generation", "analyze", "analyze_phase",
+           "check_groups", "chunk_step", "compiled", "critical_batch", "critical_batch_formula",
+           "decode_step", "decode_steps_time", "decode_time_formula", "default_act_bytes",
+           "generation", "no_cache_step", "prefill", "speculative_speedup", "step_values",
+           "sum_max_linear", "verify_step"]

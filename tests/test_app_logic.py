@@ -75,7 +75,7 @@ def test_widget_ranges_are_the_specs_limits():
 
     assert state.FIELDS["m_n_layers"].hi == MAX_DIM
     assert state.FIELDS["h_mem_gib"].hi * GIB == MAX_MEMORY_BYTES
-    assert len(state.PAGES) == len(set(state.PAGES)) == 6
+    assert len(state.PAGES) == len(set(state.PAGES)) == 7
 
 
 # ---------------------------------------------------------------- inputs

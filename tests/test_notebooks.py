@@ -33,6 +33,7 @@ CS229S = "02_gpt2xl_inference_math"
 KV_MEASURED = "03_kv_cache_measured"
 SPECULATIVE = "04_speculative_decoding"
 MODERN = "05_modern_architectures"
+PLAN = "06_plan_a_deployment"
 
 
 def execute(path: Path):
@@ -548,13 +549,46 @@ def check_modern(r: dict) -> None:
     assert g["decode_b1_bytes"] >= 2 * 27_009_346_304 + 3_120_136_192
 
 
+# ------------------------------------------------------------------ 06: plan a deployment
+#: On-demand $/GPU-hour of the bundled defaults (Crusoe, fetched 2026-09-19).
+PRICES = {"h100-sxm": 3.90, "h200": 4.29, "mi300x": 3.45, "l40s": 1.50}
+#: Llama-3.1-70B: parameters (HF config: 80 layers, d 8192, d_ff 28672, 64/8 heads, vocab
+#: 128256, untied) and its embeddings + LM head, kept 16-bit by quantized checkpoints.
+LLAMA70_PARAMS = 70_553_706_496
+LLAMA70_ENDS = 2 * 128256 * 8192
+
+
+def check_plan(r: dict) -> None:
+    for model in ("llama3.1-70b", "deepseek-v3"):
+        assert set(r[model]) == set(PRICES)
+        assert r["candidates"][model] >= 100_000
+        for gpu, row in r[model].items():
+            # the targets hold, below 80 % of saturation
+            assert row["ttft_s"] <= 1.0 and row["tpot_s"] <= 0.05
+            assert row["utilization"] <= 0.8
+            # GPUs = replicas × max(TP, EP) × PP; $/h = GPUs × price; $/Mtok over 50 × 2304
+            assert row["gpus"] == row["replicas"] * max(row["tp"], row["ep"]) * row["pp"]
+            assert row["usd_per_hour"] == pytest.approx(row["gpus"] * PRICES[gpu], rel=1e-6)
+            assert row["usd_per_mtok"] == pytest.approx(
+                row["usd_per_hour"] / 3600 / (50 * 2304) * 1e6, rel=1e-5)
+    for row in r["llama3.1-70b"].values():
+        if row["quant"] == "fp8" and row["pp"] == 1:   # 1 byte per weight, 16-bit ends
+            hand = ((LLAMA70_PARAMS - LLAMA70_ENDS) * 1 + LLAMA70_ENDS * 2) / row["tp"] / GIB
+            assert row["weights_gib"] == pytest.approx(hand, rel=1e-6)
+    for c in r["checks"]:
+        assert c["analyze_lo_ms"] * (1 - 1e-9) <= c["decode_step_ms"] \
+            <= c["analyze_hi_ms"] * (1 + 1e-9)
+        assert c["decode_step_ms"] <= c["tpot_ms"] <= c["prompt_step_ms"]
+    assert len(r["logs"]) >= 8
+
+
 CHECKS = {E0294: check_e0294, CS229S: check_cs229s, KV_MEASURED: check_kv_measured,
-          SPECULATIVE: check_speculative, MODERN: check_modern}
+          SPECULATIVE: check_speculative, MODERN: check_modern, PLAN: check_plan}
 
 
 # ------------------------------------------------------------------ tests
 def test_worked_answer_notebooks_present():
-    assert {E0294, CS229S, KV_MEASURED, SPECULATIVE, MODERN} <= {p.stem for p in NOTEBOOKS}
+    assert {E0294, CS229S, KV_MEASURED, SPECULATIVE, MODERN, PLAN} <= {p.stem for p in NOTEBOOKS}
 
 
 @pytest.mark.slow

@@ -37,7 +37,7 @@ from costmodel.specs import (
 from costmodel.units import GB, GIB, TERA
 
 PAGES = ("Memory", "Roofline", "Attention intensity", "Speculative decoding", "Formulas",
-         "Validation")
+         "Validation", "Plan a deployment")
 CUSTOM = "custom"
 HF_CONFIG = "config.json"          # the model of an uploaded Hugging Face config.json
 CALIBRATION = "calibration JSON"   # the hardware of an uploaded calibration file

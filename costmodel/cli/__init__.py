@@ -32,7 +32,7 @@ MAX_ERROR_CHARS = 1000
 COMMAND_MODULES = {"presets": "memory", "params": "memory", "kv": "memory", "batch": "memory",
                    "analyze": "roofline", "ai": "roofline", "specdec": "roofline",
                    "sweep": "roofline", "calibrate": "validation", "measure": "validation",
-                   "validate": "validation", "bench": "bench"}
+                   "validate": "validation", "bench": "bench", "plan": "plan"}
 LISTING = tuple(COMMAND_MODULES)
 
 

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 
 from costmodel.bench import analyze as analyze_bench
+from costmodel.bench import plan as plan_bench
 from costmodel.bench import startup as startup_bench
 from costmodel.bench import sweep as sweep_bench
 from costmodel.bench.report import BenchTable
@@ -29,6 +30,7 @@ CORE = {
     "startup": "wall time of one CLI query from process start, beside python -c pass and the "
                "imports of pandas and of numpy + sympy",
     "sweep": "1,000,000-point roofline sweep vs a Python loop of decode_step",
+    "plan": "SLO-aware deployment search: candidates per second vs the target",
 }
 #: Benchmarks of the reference model: name → one line of help.
 REFERENCE = {
@@ -46,6 +48,8 @@ def _add_core(name: str, p: argparse.ArgumentParser) -> None:
     if name == "analyze":
         p.add_argument("--runs", type=count, default=5,
                        help="timed passes over the configurations, at most 1000; default 5")
+    elif name == "plan":
+        p.add_argument("--runs", type=count, default=3, help="timed searches, at most 100")
     elif name == "startup":
         p.add_argument("--runs", type=count, default=7,
                        help="timed runs of each command, at most 100; default 7")
@@ -79,6 +83,8 @@ def _core(args: argparse.Namespace) -> list[BenchTable]:
         return analyze_bench.run(runs=args.runs)
     if args.benchmark == "startup":
         return startup_bench.run(runs=args.runs)
+    if args.benchmark == "plan":
+        return plan_bench.run(runs=args.runs)
     return sweep_bench.run(runs=args.runs, loop_points=args.loop_points, batches=args.batches,
                            contexts=args.contexts)
 
@@ -119,7 +125,7 @@ def _run_reference(name: str, options: list[str]) -> None:
     sys.stderr.write(err.getvalue())
 
 
-@subcommand("bench", "run a benchmark (analyze, startup, sweep; reference model: kv, "
+@subcommand("bench", "run a benchmark (analyze, startup, sweep, plan; reference model: kv, "
             "position, static, speculative, hfcompare, e0294)", _add_bench)
 def _run_bench(args: argparse.Namespace) -> list[Result]:
     if args.benchmark in CORE:
