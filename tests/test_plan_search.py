@@ -87,10 +87,20 @@ def test_pipeline_costs_a_bubble_and_a_handover():
     assert pp2.tpot > tp2.tpot
 
 
+def test_percentiles_price_every_step_at_the_engine_band():
+    """The tuned profile's fitted 80 % band (engine_bands.csv) puts the 10th percentile's TPOT
+    below the median's and the 90th's above it, by the band's factors on a decode-only step."""
+    kw = {"quant": "fp8", "max_concurrency": 32, "max_batched_tokens": 4096}
+    t10, t50, t90 = (serve("llama3.1-70b", "h100-sxm", 2, 2048, 256, tp=2, percentile=p, **kw)
+                     for p in (10, 50, 90))
+    assert t10.tpot < t50.tpot < t90.tpot
+
+
 @pytest.mark.parametrize("kw,field", [
     ({"ttft": 0.001}, "ttft"), ({"rate": -1}, "rate"), ({"rate": 0}, "rate"),
     ({"prices": {"h100-sxm": 0}}, "prices"), ({"gpus": []}, "gpus"),
-    ({"percentile": 90}, "percentile"), ({"tpot": float("nan")}, "tpot"),
+    ({"percentile": 75}, "percentile"), ({"percentile": 90, "engine": "ideal"}, "percentile"),
+    ({"tpot": float("nan")}, "tpot"),
     ({"input_len": 0}, "input_len"), ({"quants": ["int3"]}, "int3"),
 ])
 def test_bad_input_names_the_field(kw, field):
