@@ -27,6 +27,7 @@ from costmodel.checks import (
     check_number,
     check_positive_number,
 )
+from costmodel.hfconfig import SUPPORTED as HF_MODEL_TYPES
 from costmodel.hfconfig import spec_from_hf_config
 from costmodel.ops import EXPERTS, MLA
 from costmodel.params import Precision
@@ -182,7 +183,7 @@ def add_model_arguments(p: argparse.ArgumentParser, default: str | None = None) 
                             + (f"; default {default}" if default else ""))
     group.add_argument("--config", metavar="PATH",
                        help="a local Hugging Face config.json (or a folder holding one) instead "
-                            "of a preset; model types gpt2, llama, mistral, qwen2")
+                            f"of a preset; model types {', '.join(HF_MODEL_TYPES)}")
 
 
 def model_spec(name: str, option: str = "--model") -> ModelSpec:
