@@ -11,6 +11,7 @@ import io
 import json
 import subprocess
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -158,11 +159,26 @@ def test_long_error_is_cut(capsys):
     assert len(line) <= len("costmodel: error: ") + 1000
 
 
+def test_presets_engines_lists_every_profile_of_the_csv(capsys):
+    """Every row of costmodel/data/engines.csv (read here with the csv module) is listed, with
+    its per-layer overhead in µs as the file gives it."""
+    with files("costmodel.data").joinpath("engines.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    listed = {r["name"]: r for r in run_json(capsys, "presets", "engines")}
+    assert set(listed) == {r["name"] for r in rows} >= {"ideal", "tuned", "llama.cpp", "eager"}
+    for r in rows:
+        assert listed[r["name"]]["source"] == r["source"]
+        if float(r["layer_overhead_us"]):
+            assert f"{float(r['layer_overhead_us']):.3g} µs per layer per pass" in \
+                listed[r["name"]]["applies"]
+
+
 # --- --format for every command ----------------------------------------------------------
 
 FORMAT_CASES = [
-    ["presets"],                                                     # two tables
+    ["presets"],                                                     # three tables
     ["presets", "models"],
+    ["presets", "engines"],
     ["params", "-m", "gpt2"],
     ["kv", "-m", "gpt2", "-c", "1024"],
     ["batch", "-m", "gpt2", "--contexts", "1024"],

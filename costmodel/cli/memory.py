@@ -41,14 +41,14 @@ from costmodel.params import (
     resolve_weight_bytes,
     weight_memory,
 )
-from costmodel.presets import hardware, hardware_presets, model, model_presets
+from costmodel.presets import engine_presets, hardware, hardware_presets, model, model_presets
 from costmodel.specs import ModelSpec
 from costmodel.units import GB, GIB, exact_number
 
 
 def _add_presets(p: argparse.ArgumentParser) -> None:
-    p.add_argument("which", nargs="?", choices=("models", "hardware"),
-                   help="which presets (default: both)")
+    p.add_argument("which", nargs="?", choices=("models", "hardware", "engines"),
+                   help="which presets (default: all)")
 
 
 def _short_source(source: str, width: int = 40) -> str:
@@ -82,7 +82,16 @@ def _hardware_result() -> Result:
                   name="hardware")
 
 
-@subcommand("presets", "list the model and hardware presets with their sources", _add_presets)
+def _engines_result() -> Result:
+    rows = [{"name": e.name, "applies": e.describe(), "source": e.source, "notes": e.notes}
+            for e in engine_presets().values()]
+    return Result(rows, title="Engine profiles (what each applies on top of the datasheet "
+                              "roofline; the bands: 80 % of measured/predicted time ratios)",
+                  table_columns=["name", "applies"], name="engines")
+
+
+@subcommand("presets", "list the model, hardware and engine presets with their sources",
+            _add_presets)
 def _run_presets(args: argparse.Namespace) -> list[Result]:
     which = args.which
     out = []
@@ -90,6 +99,8 @@ def _run_presets(args: argparse.Namespace) -> list[Result]:
         out.append(_models_result())
     if which in (None, "hardware"):
         out.append(_hardware_result())
+    if which in (None, "engines"):
+        out.append(_engines_result())
     return out
 
 
