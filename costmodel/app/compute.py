@@ -1,8 +1,8 @@
 """The app's page computations: plain functions of specs and settings that return dataclasses
-(tables as DataFrames ready for the table widget, figures as PNG bytes). ``app.py`` caches them
-across reruns; every time comes from the one pricing path (``costmodel.roofline`` →
-``costmodel.pricing.price``), so the app shows exactly what ``cm.analyze`` gives on the same
-model, hardware and workload.
+(tables as DataFrames ready for the table widget, figures as PNG bytes). The pages
+(``costmodel.app.pages``) cache them across reruns; every time comes from the one pricing path
+(``costmodel.roofline`` → ``costmodel.pricing.price``), so the app shows exactly what
+``cm.analyze`` gives on the same model, hardware and workload.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Display helpers of the app: tables made safe for the table widget (no integer beyond int64,
 no NaN, infinity or missing value shown as a number), rates and sizes as text, the
-per-operator table in display units, and file-name slugs.
+per-operator table in display units, the weights' widths in words, and file-name slugs.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from costmodel.app.state import Workload
 from costmodel.lazy import deferred
 from costmodel.units import GB, MB, number_text
 
@@ -113,10 +114,18 @@ def ops_display(ops):
     return display_frame(df.rename(columns=OP_DISPLAY))
 
 
+def weights_label(w: Workload) -> str:
+    """'fp8-block128', 'b_w = 2', '16-bit, experts mxfp4': the widths the weights are at."""
+    dense = w.quant or f"b_w = {w.weight_bytes:g}"
+    if w.expert_quant:
+        return f"{w.quant or f'{w.weight_bytes:g} B'}, experts {w.expert_quant}"
+    return dense
+
+
 def slug(*parts: Any) -> str:
     """A file-name-safe name of ``parts`` (at most 100 characters)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(map(str, parts))).strip("-")[:100] or "x"
 
 
 __all__ = ["MISSING", "OP_DISPLAY", "count_text", "display_frame", "fixed_text",
-           "is_numeric_column", "ops_display", "rate_text", "slug"]
+           "is_numeric_column", "ops_display", "rate_text", "slug", "weights_label"]

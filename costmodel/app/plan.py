@@ -1,7 +1,7 @@
 """The app's "Plan a deployment" page, without streamlit: the search (cm.plan) for the
 sidebar's model, the ranked table, the Pareto chart as PNG bytes, and the chosen configuration's
 memory breakdown with the formulas behind each term — plain functions of plain values that
-``app.py`` caches."""
+its page (``costmodel.app.pages.plan``) caches."""
 
 from __future__ import annotations
 
