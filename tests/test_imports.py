@@ -161,3 +161,29 @@ def test_the_reader_sees_every_kind_of_import(tmp_path):
     found = imports_of("costmodel.sample", path)
     assert found == [("numpy", 1, False), ("costmodel.checks", 2, False), ("pandas", 3, False),
                      ("torch", 5, True), ("sympy", 6, True)]
+
+
+def test_a_module_that_needs_an_extra_at_import_is_reached_only_through_an_extra():
+    """A module importing an optional extra (streamlit, torch, …) at its top — the app's layout
+    modules, the reference model — is imported at the top only by modules that need that extra
+    too, so ``import costmodel`` and every CLI command work without the extras."""
+    known = modules()
+    needs = {name for name, path in known.items()
+             if any(not inside and any(t == o or t.startswith(o + ".") for o in OPTIONAL
+                                       if not o.startswith("costmodel"))
+                    for t, _, inside in imports_of(name, path))}
+    assert {"costmodel.app.sidebar", "costmodel.app.pages.memory"} <= needs
+    changed = True
+    while changed:                         # what imports such a module at its top needs it too
+        changed = False
+        for name, path in known.items():
+            if name not in needs and any(t in needs and not inside
+                                         for t, _, inside in imports_of(name, path)):
+                needs.add(name)
+                changed = True
+    core = [n for n in needs if not (n.startswith("costmodel.app.") or
+                                     n.startswith("costmodel.reference"))]
+    assert not core, f"modules that need an optional extra to import: {sorted(core)}"
+    logic = {f"costmodel.app.{n}" for n in ("state", "inputs", "compute", "display",
+                                             "published", "plan")}
+    assert logic <= set(known) and not logic & needs   # the app's logic runs without Streamlit
