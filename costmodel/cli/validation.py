@@ -5,6 +5,7 @@
     costmodel validate --measurements data/measurements/cpu.csv \\
                        --hardware data/hardware/cpu.json --out data/validation/ \\
                        --save-fitted data/hardware/cpu-fitted.json
+    costmodel validate --kit --device cuda --out DIR --budget 300   # calibrate + measure + …
 
 Each registers with :func:`costmodel.cli.registry.subcommand`; bad input raises ValueError,
 which the CLI prints as one line and exits 2. A command's files are written all or none
@@ -142,12 +143,26 @@ def _run_measure(args: argparse.Namespace) -> Result:
 
 
 def _add_validate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--measurements", "-m", required=True, metavar="FILE.csv",
-                   help="CSV written by `costmodel measure`")
-    p.add_argument("--hardware", "-H", required=True, metavar="FILE.json",
-                   help="calibration written by `costmodel calibrate`")
+    p.add_argument("--measurements", "-m", metavar="FILE.csv",
+                   help="CSV written by `costmodel measure` (required without --kit)")
+    p.add_argument("--hardware", "-H", metavar="FILE.json",
+                   help="calibration written by `costmodel calibrate` (required without --kit)")
     p.add_argument("--out", "-o", required=True, metavar="DIR",
-                   help="folder for validation_report.md, the tables and the figures")
+                   help="folder for validation_report.md, the tables and the figures (with "
+                        "--kit: for everything the kit writes)")
+    p.add_argument("--kit", action="store_true",
+                   help="run the whole measurement kit: calibrate this machine, measure the "
+                        "grid on three engines (eager, compiled, Hugging Face), validate each "
+                        "and report, into --out (docs/GPU_KIT.md)")
+    p.add_argument("--device", default="cuda",
+                   help="with --kit: cuda, cuda:N or cpu; default cuda")
+    p.add_argument("--grid", choices=("gpu", "tiny"), default="gpu",
+                   help="with --kit: gpu (real sizes) or tiny (the same code paths at tiny "
+                        "sizes, seconds on a CPU); default gpu")
+    p.add_argument("--budget", type=positive_number, default=300.0, metavar="SECONDS",
+                   help="with --kit: seconds the whole run may take; the grid is trimmed, "
+                        "largest points first, to fit; default 300")
+    p.add_argument("--quiet", action="store_true", help="with --kit: no progress on stderr")
     p.add_argument("--speculative", metavar="FILE.csv", default=None,
                    help="speculative measurements; default <measurements stem>_speculative.csv "
                         "when it exists")
@@ -159,7 +174,42 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
 
 @subcommand("validate", "hold the predictions against measurements; write the report",
             _add_validate)
+def _run_kit(args: argparse.Namespace) -> list[Result]:
+    kit = validation.kit
+    t0 = time.perf_counter()
+
+    def progress(stage: str, message: str) -> None:
+        if not args.quiet:
+            print(f"[{time.perf_counter() - t0:6.1f} s] {stage}: {message}", file=sys.stderr,
+                  flush=True)
+
+    r = kit.run_kit(args.out, args.device, args.grid, args.budget, progress=progress)
+    rows = [{"engine": e, "points": v["points"],
+             "flops_exact": f"{v['flops_exact']}/{v['points']}",
+             "kv_exact": f"{v['kv_exact']}/{v['points']}",
+             "calibrated_median": f"{100 * v['calibrated_median']:.1f} %",
+             "calibrated_p90": f"{100 * v['calibrated_p90']:.1f} %",
+             "ideal_median": f"{100 * v['ideal_median']:.1f} %"}
+            for e, v in r.summary["engines"].items()]
+    s = r.summary["seconds"]
+    notes = [f"{r.summary['device_name']}: {s['total']:.1f} s (budget {args.budget:g} s): "
+             f"calibrate {s['calibrate']:.1f} s, measure {s['measure']:.1f} s, validate "
+             f"{s['validate']:.1f} s; {r.summary['measured_points']} points measured, "
+             f"{r.summary['skipped_points']} skipped",
+             f"wrote {len(r.files)} files under {r.out_dir} (report: "
+             f"{r.out_dir / kit.REPORT_FILE})"]
+    return [Result(rows, title="Measurement kit", notes=notes)]
+
+
 def _run_validate(args: argparse.Namespace) -> list[Result]:
+    if args.kit:
+        if args.measurements or args.hardware:
+            raise ValueError("validate: --kit measures and calibrates itself; give no "
+                             "--measurements or --hardware")
+        return _run_kit(args)
+    missing = [f"--{n}" for n in ("measurements", "hardware") if getattr(args, n) is None]
+    if missing:
+        raise ValueError(f"validate: {' and '.join(missing)} required (or --kit)")
     r = validation.validate.validate(args.measurements, args.hardware, args.out,
                                      speculative_csv=args.speculative,
                                      fitted_hardware_json=args.save_fitted)

@@ -10,6 +10,7 @@ predict speculative decoding, and report — one module each:
     speculative  measured vs predicted speculative improvement
     report       the markdown and figures, from the data only
     validate     the orchestration; every output file written or none
+    kit          calibrate + measure + validate + report in one command (the GPU kit)
 
 Import from the modules (``from costmodel.validation.fit import fit, predict``,
 ``from costmodel.validation.validate import validate``); they load on first use. Calibrating
@@ -23,7 +24,8 @@ from types import ModuleType
 
 #: The modules, loaded on first attribute access (``costmodel.validation.fit``), so that a
 #: command line that only registers the validation commands does not import them.
-MODULES = ("io", "calibrate", "measure", "checks", "fit", "speculative", "report", "validate")
+MODULES = ("io", "calibrate", "measure", "checks", "fit", "speculative", "report", "validate",
+           "kit")
 
 
 def __getattr__(name: str) -> ModuleType:
