@@ -58,8 +58,10 @@ Modern architectures extend the same operators (their counts are layer classes):
   expert operator as one kernel for all experts (serving engines' fused MoE kernels);
   ``"loop"`` calls it once per touched expert (Hugging Face's eager loop, the reference model):
   the expert operators then occur U times per MoE layer (U = the experts this GPU's tokens
-  touch), each with 1/U of the work, and the combine step gathers, scales and scatters the
-  rows per expert (3 kernels). Experts are sliced by TP, or — with
+  touch), each with 1/U of the work, the combine step gathers, scales and scatters the rows
+  per expert (3 kernels), and the router's step also picks the top k, takes their softmax and
+  sorts the T·k assignments by expert (zero the output, argsort, count, divide, gather the
+  weights: 8 kernels with the router matmul). Experts are sliced by TP, or — with
   expert parallelism (EP > 1, ``expert_parallel=True``) — E/EP whole experts per GPU, the
   attention running as DP = EP/TP replicas of B/DP sequences each, tokens dispatched to their
   experts and combined back by two all-to-alls.
@@ -456,7 +458,8 @@ def _operators(st: Structure, o: Options) -> tuple[Op, ...]:
     if st.moe != "none":
         ops.append(op("router", "matmul", "moe", 2 * T * d * E,
                       w=(d * E + (E if st.router_bias else 0)) * b_w, ar=T * d * b_a,
-                      aw=T * E * b_a, count=moe_layers, rows=T))
+                      aw=T * E * b_a, count=moe_layers, rows=T,
+                      kernels=8 if o.moe_dispatch == "loop" else 1))
         group_tokens = B * q                     # tokens routed in the whole EP group
         touched = E if o.experts == "all" else E * (1 - (1 - k_e / E) ** group_tokens)
         if ep:   # whole experts, E/EP on each GPU: a 1/EP share of the assignments

@@ -47,6 +47,20 @@ def test_llama_variant_is_gqa():
 def test_grids_and_points():
     assert len(grid_points("full")) == 120
     assert len(grid_points("tiny")) == 4
+    assert len(grid_points("modern")) == 4 * 2 * 3 * 4        # models × B × s × phases
+    # the GPU grid: 4 models × B {1, 8, 64} × s {128, 1024, 4096} × (eager 3 phases, compiled
+    # the static decode step, Hugging Face 3 phases); a static cache of s + 1 positions
+    gpu = grid_points("gpu", "bf16")
+    assert len(gpu) == 4 * 3 * 3 * 7 and {p.dtype for p in gpu} == {"bf16"}
+    assert {p.engine for p in gpu} == {"eager", "compiled", "hf"}
+    assert all(p.static_max_len == p.context + 1 for p in gpu if p.phase == "decode_static")
+    assert len(grid_points("kit-tiny")) == 36 + 4 + 36
+    p = Point("gpu-gpt2", 8, 1024, "decode_static", "bf16", "compiled", 1025)
+    assert p.point_id == "gpu-gpt2|B8|s1024|decode_static|bf16|compiled"
+    with pytest.raises(ValueError, match="engine"):
+        Point("gpu-gpt2", 1, 8, "prefill", engine="vllm")
+    with pytest.raises(ValueError, match="static_max_len"):
+        Point("gpu-gpt2", 1, 8, "decode_static", static_max_len=8)
     # decode: one new token on s cached ones; the static cache is written in place
     assert Point("gpt-nano", 2, 64, "decode_static").workload == (1, 64, "static")
     assert Point("gpt-nano", 2, 64, "prefill").workload == (64, 0, "dynamic")

@@ -89,11 +89,22 @@ def _run_calibrate(args: argparse.Namespace) -> Result:
 
 
 def _add_measure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--grid", choices=("tiny", "small", "full"), default="small",
+    p.add_argument("--grid", choices=("tiny", "small", "full", "modern", "gpu", "kit-tiny"),
+                   default="small",
                    help="tiny: 4 gpt-nano points; small: 32 points; full: 120 points "
-                        "(5 models × B 1, 4 × s 32, 128, 512 × 4 phases); default small")
+                        "(5 models × B 1, 4 × s 32, 128, 512 × 4 phases); modern: the MoE and "
+                        "sliding-window models on the full grid's batches and contexts (96 "
+                        "points); gpu: real sizes (GPT2-XL, a Llama-3-8B-shaped model, a small "
+                        "MoE, GPT-2) at B 1, 8, 64 × s 128, 1024, 4096 on three engines "
+                        "(eager, compiled, Hugging Face); kit-tiny: the gpu grid's code paths "
+                        "at tiny sizes; default small")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto; default cpu")
-    p.add_argument("--dtype", default="fp32", help="fp32 or bf16; default fp32")
+    p.add_argument("--dtype", default=None,
+                   help="fp32, bf16 or fp16; default fp32 on a CPU, bf16 on a GPU")
+    p.add_argument("--budget", type=positive_number, default=None, metavar="SECONDS",
+                   help="seconds the measurement may take: the grid is trimmed (largest points "
+                        "first) to fit, and an engine that fails on a model is skipped with "
+                        "its reason")
     p.add_argument("--out", "-o", required=True, metavar="FILE.csv", help="CSV to write")
     p.add_argument("--repeats", type=positive_int, default=5, help="timed repeats per round")
     p.add_argument("--warmup", type=_nonneg_int, default=2, help="untimed calls first; default 2")
@@ -102,8 +113,8 @@ def _add_measure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads; default 1")
     p.add_argument("--max-time", type=positive_number, default=3.0,
                    help="seconds of timed repeats per point and round; default 3")
-    p.add_argument("--clock", choices=("thread", "wall"), default=None,
-                   help="default: thread with 1 CPU thread, else wall")
+    p.add_argument("--clock", choices=("thread", "wall", "cuda"), default=None,
+                   help="default: cuda (events) on a GPU, thread with 1 CPU thread, else wall")
     p.add_argument("--speculative", action="store_true",
                    help="also time speculative decoding of the committed text target/draft "
                         "pair for γ = 1…8 into <out stem>_speculative.csv (both files are "
@@ -120,11 +131,17 @@ def _run_measure(args: argparse.Namespace) -> Result:
         files.write_bytes(args.out, b"")           # destinations checked before measuring
         if spath is not None:
             files.write_bytes(spath, b"")
-        rows = measuring.measure(args.grid, args.device, args.dtype, repeats=args.repeats,
+        dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
+        skipped: list = []
+        rows = measuring.measure(args.grid, args.device, dtype, repeats=args.repeats,
                                  warmup=args.warmup, threads=args.threads, rounds=args.rounds,
                                  max_time=args.max_time, clock=args.clock,
-                                 progress=_progress(not args.quiet))
+                                 progress=_progress(not args.quiet), budget=args.budget,
+                                 skipped=skipped)
         notes = [f"wrote {args.out}: {len(rows)} points in {time.perf_counter() - t0:.0f} s"]
+        if skipped:
+            notes.append(f"skipped {len(skipped)} points (first: {skipped[0][0]}: "
+                         f"{skipped[0][1]})")
         files.write_text(args.out, measuring.measurements_text(rows))
         if spath is not None:
             spec_rows = measuring.measure_speculative(device=args.device, threads=args.threads)
@@ -172,8 +189,6 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
                         "a HardwareSpec JSON, e.g. data/hardware/cpu-fitted.json")
 
 
-@subcommand("validate", "hold the predictions against measurements; write the report",
-            _add_validate)
 def _run_kit(args: argparse.Namespace) -> list[Result]:
     kit = validation.kit
     t0 = time.perf_counter()
@@ -201,6 +216,8 @@ def _run_kit(args: argparse.Namespace) -> list[Result]:
     return [Result(rows, title="Measurement kit", notes=notes)]
 
 
+@subcommand("validate", "hold the predictions against measurements; write the report",
+            _add_validate)
 def _run_validate(args: argparse.Namespace) -> list[Result]:
     if args.kit:
         if args.measurements or args.hardware:

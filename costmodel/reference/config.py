@@ -212,6 +212,15 @@ class GPTConfig:
         if not isinstance(spec, ModelSpec):
             raise ValueError(f"spec: expected a ModelSpec, got {type(spec).__name__} (use "
                              "GPTConfig.from_preset for a preset name)")
+        unbuilt = [(spec.mla, "multi-head latent attention (kv_lora_rank > 0)"),
+                   (spec.qk_norm, "q/k norms (qk_norm)"),
+                   (spec.attention_sinks, "attention sinks"),
+                   (spec.norms_per_layer != 2, f"norms_per_layer = {spec.norms_per_layer}"),
+                   (spec.rotary_fraction != 1, f"partial rotary (rotary_fraction = "
+                                               f"{spec.rotary_fraction})")]
+        for flag, what in unbuilt:
+            if flag:
+                raise ValueError(f"{spec.name}: {what}; the reference GPT does not build it")
         if spec.d_model % spec.n_heads or spec.head_dim != spec.d_model // spec.n_heads:
             raise ValueError(f"{spec.name}: head_dim {spec.head_dim} is not d_model / n_heads "
                              f"= {spec.d_model} / {spec.n_heads}; the reference GPT derives it")
@@ -228,15 +237,6 @@ class GPTConfig:
         if spec.norm == "layernorm" and not spec.qkv_bias:
             raise ValueError(f"{spec.name}: LayerNorm with linear layers without bias; the "
                              "reference GPT's bias flag covers both")
-        unbuilt = [(spec.mla, "multi-head latent attention (kv_lora_rank > 0)"),
-                   (spec.qk_norm, "q/k norms (qk_norm)"),
-                   (spec.attention_sinks, "attention sinks"),
-                   (spec.norms_per_layer != 2, f"norms_per_layer = {spec.norms_per_layer}"),
-                   (spec.rotary_fraction != 1, f"partial rotary (rotary_fraction = "
-                                               f"{spec.rotary_fraction})")]
-        for flag, what in unbuilt:
-            if flag:
-                raise ValueError(f"{spec.name}: {what}; the reference GPT does not build it")
         modern = dict(sliding_window=spec.sliding_window, window_layers=spec.window_layers,
                       n_experts=spec.n_experts, experts_per_token=spec.experts_per_token,
                       d_ff_expert=spec.d_ff_expert, n_shared_experts=spec.n_shared_experts,

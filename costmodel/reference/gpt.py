@@ -138,11 +138,12 @@ class CausalSelfAttention(nn.Module):
         qkv = self.c_attn(x)
         qx, k, v = qkv.split([self.n_embd, self.kv_dim, self.kv_dim], dim=2)
         qh = qx.view(B, q, self.n_head, self.head_dim)
-        if rope is not None:
-            cos, sin = rope
-            qh = _rotary(qh, cos, sin)
-            k = _rotary(k.view(B, q, self.n_kv_head, self.head_dim), cos, sin).reshape(
-                B, q, self.kv_dim)
+        if rope is not None:     # q and k rotated in one pass (the model's one rotary operator)
+            qk = qkv[..., :self.n_embd + self.kv_dim].view(
+                B, q, self.n_head + self.n_kv_head, self.head_dim)
+            qk = _rotary(qk, *rope)
+            qh = qk[:, :, :self.n_head]
+            k = qk[:, :, self.n_head:].reshape(B, q, self.kv_dim)
         qh = qh.transpose(1, 2)  # (B, nh, q, hd)
 
         new_entry = None
@@ -198,8 +199,7 @@ class CausalSelfAttention(nn.Module):
             )
         # eager: explicit matmuls (FLOP counters see these)
         if groups > 1:
-            k = k.repeat_interleave(groups, dim=1)
-            v = v.repeat_interleave(groups, dim=1)
+            k, v = _repeat_heads(k, groups), _repeat_heads(v, groups)
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
         if mask is not None:
             att = att.masked_fill(mask, float("-inf"))
@@ -232,6 +232,14 @@ class CausalSelfAttention(nn.Module):
         y = att[..., :n] @ vr + att[..., n:] @ vn
         cache.ring_write(input_pos, k_new, v_new)
         return y
+
+
+def _repeat_heads(t: torch.Tensor, groups: int) -> torch.Tensor:
+    """``repeat_interleave`` of the KV heads (B, H_kv, K, hd) → (B, H, K, hd), copied in the
+    view's own memory order: a channel-major cache stays channel-major (no transposing copy)."""
+    if t.stride(-2) == 1 and t.size(-2) > 1:
+        return t.transpose(-2, -1).repeat_interleave(groups, dim=1).transpose(-2, -1)
+    return t.repeat_interleave(groups, dim=1)
 
 
 def _times_values(att: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
