@@ -170,9 +170,9 @@ def test_hugging_face_builds_the_same_model(model):
     """Hugging Face's model of each kit config has the calculator's parameter count (its own
     modules counted on the meta device: nothing allocated)."""
     pytest.importorskip("transformers")
-    from costmodel.reference.engines import hf_config
-
     import transformers
+
+    from costmodel.reference.engines import hf_config
 
     config = gpt_config(model)
     cfg = hf_config(config)
