@@ -99,15 +99,26 @@ def test_the_budget_trims_the_largest_points_first():
     points = grid_points("gpu", "bf16")
     assert len(points) == 4 * 3 * 3 * (3 + 1 + 3)          # models × B × s × engine phases
     cost = {p: estimate_seconds(p, hw, 5, 2, 1.0) for p in points}
-    kept, dropped = trim(points, 120.0, hw, "cuda", 5, 2, 1.0)
+    kept, dropped = trim(points, 150.0, hw, "cuda", 5, 2, 1.0)
     assert kept and dropped and set(kept) | set(dropped) == set(points)
-    assert max(cost[p] for p in kept) <= min(cost[p] for p in dropped)
+    # what is kept fits: its points and the build (and compile) of each model it still uses
+    groups = {(p.model, p.engine, p.dtype) for p in kept}
+    assert sum(cost[p] for p in kept) + sum(
+        measuring._group_seconds(m, e, d, "cuda") for m, e, d in groups) <= 150.0
+    biggest = sorted(points, key=lambda p: -cost[p])[:4]     # the B = 64, s = 4096 prefills
+    assert all(p in dropped for p in biggest) and all(p.phase == "prefill" for p in biggest)
     everything, none = trim(points, 1e9, hw, "cuda", 5, 2, 1.0)
     assert everything == points and not none
     # an estimate grows with the work: a prefill of 4096 tokens × 64 sequences of GPT2-XL
     big, small = (Point("gpu-gpt2-xl", b, s, "prefill", "bf16") for b, s in ((64, 4096),
                                                                             (1, 128)))
     assert estimate_seconds(big, hw, 5, 2, 1.0) > 100 * estimate_seconds(small, hw, 5, 2, 1.0)
+    # the reference model's decode steps run on caches of zeros: no prefill to pay for
+    blank = next(p for p in points if p.phase == "decode_dynamic" and p.engine == "eager"
+                 and p.batch == 64 and p.context == 4096 and p.model == "llama3-8b-shape")
+    hf = Point(**{**blank.__dict__, "engine": "hf", "prefill_cache": True})
+    assert not blank.prefill_cache and estimate_seconds(blank, hw, 5, 2, 1.0) < \
+        estimate_seconds(hf, hw, 5, 2, 1.0) / 10
 
 
 def test_a_budget_that_leaves_nothing_is_a_clear_error(tmp_path, monkeypatch):

@@ -107,13 +107,56 @@ def test_crop_rolls_back_and_window_layers_refuse_what_they_dropped():
 
 
 def test_static_cache_layouts():
-    """Channel-major buffers for the explicit-matmul attention, gpt-fast's head-major ones
-    for SDPA; a window layer's ring holds W − 1 slots."""
+    """For the explicit-matmul attention K head-major and V channel-major, gpt-fast's
+    head-major buffers for SDPA; a window layer's ring holds W − 1 slots."""
     e = model("eager", n_kv_head=2, sliding_window=5, window_layers=1)
     s = model("sdpa")
     e.setup_static_cache(3, 16)
     s.setup_static_cache(3, 16)
-    # (B, n_kv_head, head_dim, max_len); the window layer's ring (B, n_kv_head, W − 1, hd)
-    assert tuple(e.transformer.h[0].attn.static_cache.k_cache.shape) == (3, 2, 8, 16)
+    # K (B, n_kv_head, max_len, head_dim), V (B, n_kv_head, head_dim, max_len); the window
+    # layer's ring (B, n_kv_head, W − 1, hd)
+    assert tuple(e.transformer.h[0].attn.static_cache.k_cache.shape) == (3, 2, 16, 8)
+    assert tuple(e.transformer.h[0].attn.static_cache.v_cache.shape) == (3, 2, 8, 16)
     assert tuple(e.transformer.h[1].attn.static_cache.k_cache.shape) == (3, 2, 4, 8)
     assert tuple(s.transformer.h[0].attn.static_cache.k_cache.shape) == (3, 4, 16, 8)
+
+
+@pytest.mark.parametrize("impl", ["eager", "sdpa"])
+@torch.inference_mode()
+def test_a_blank_cache_is_laid_out_as_a_prefill_leaves_it(impl):
+    """The measurement's blank cache (zeros, no prefill run): the shapes, holdings and
+    capacities a prefill leaves, so the decode step after it does the same work."""
+    m = model(impl, **LLAMA_STYLE, n_kv_head=2, d_ff=48, sliding_window=6, window_layers=1)
+    idx = torch.randint(61, (2, 40))
+    _, _, filled = m(idx, kv_cache=m.empty_kv_cache())
+    blank = m.blank_kv_cache(2, 40)
+    assert blank.seq_len == filled.seq_len == 40 and blank.nbytes == filled.nbytes
+    for i, (a, b) in enumerate(zip(blank, filled, strict=True)):
+        assert a[0].shape == b[0].shape and not a[0].any()
+        if not m.config.is_window_layer(i):     # a full layer: the very same buffer shape
+            assert a[0].stride() == b[0].stride() and a.buffer.capacity == b.buffer.capacity
+    _, _, after = m(idx[:, :1], kv_cache=blank)
+    _, _, step = m(idx[:, :1], kv_cache=filled)
+    assert after.nbytes == step.nbytes
+    # the step writes in place on both (room to grow, nothing reallocated)
+    assert all(x.buffer is y.buffer for x, y in zip(after, blank, strict=True))
+    assert all(x.buffer is y.buffer for x, y in zip(step, filled, strict=True))
+    with pytest.raises(ValueError, match="blank cache"):
+        m.blank_kv_cache(2, 300)
+
+
+def test_weights_are_packed_in_the_order_a_pass_reads_them():
+    """On the CPU the matmul weights sit end to end in one buffer, in use order (so a decode
+    step streams one run of memory), each with the layout its matrix-vector product reads
+    fastest: the longer dimension contiguous."""
+    m = model("eager")
+    order = []
+    for block in m.transformer.h:
+        order += [block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj]
+    weights = [lin.weight for lin in order] + [m.transformer.wte.weight]
+    for a, b in zip(weights, weights[1:], strict=False):
+        assert b.data_ptr() == a.data_ptr() + a.numel() * a.element_size()
+    assert m.lm_head.weight is m.transformer.wte.weight
+    c_fc, c_proj = m.transformer.h[0].mlp.c_fc.weight, m.transformer.h[0].mlp.c_proj.weight
+    assert c_fc.stride() == (1, 128) and c_proj.stride() == (128, 1)   # (out, in) (128, 32)
+    assert m.state_dict()["transformer.h.0.mlp.c_fc.weight"].shape == (128, 32)

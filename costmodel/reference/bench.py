@@ -355,7 +355,8 @@ def _alternate(fns: list[Callable[[], object]], repeats: int, warmup: int, clock
 @torch.inference_mode()
 def bench_mbu(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> int:
     """The decode step's memory-bandwidth utilisation and the dynamic cache against Hugging
-    Face's GPT-2, side by side, on one machine in one run.
+    Face's GPT-2, side by side, on one machine in one run (``--models``: a GPT-2-family
+    preset, default gpt2).
 
     * copy bandwidth: ``dst.copy_(src)`` of 256 MiB, read + write bytes per second;
     * static-cache decode at T (default 1024) positions: MBU = (weight bytes + KV bytes read,
@@ -381,7 +382,8 @@ def bench_mbu(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
     T_mbu = max(contexts)
     clock = default_clock(str(device), torch.get_num_threads())
     torch.manual_seed(args.seed)
-    preset = GPTConfig.from_preset("gpt2")
+    name = args.models.split(",")[0] if args.models != "gpt-mini,gpt2" else "gpt2"
+    preset = GPTConfig.from_preset(name)
     hf_cfg = GPT2Config(n_layer=preset.n_layer, n_head=preset.n_head, n_embd=preset.n_embd,
                         n_positions=max(1024, T_mbu))
     hf = GPT2LMHeadModel._from_config(hf_cfg, attn_implementation="sdpa").to(
@@ -409,10 +411,12 @@ def bench_mbu(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
           f"{read['weight_read'] / 1e6:.1f} MB of weights + {read['kv_read'] / 1e6:.1f} MB of KV "
           f"= {total / t_static / 1e9:.2f} GB/s → MBU {100 * mbu:.1f} % of the copy bandwidth "
           f"(target ≥ {100 * MBU_TARGET:.0f} %: {'met' if mbu >= MBU_TARGET else 'NOT met'})")
-    rows = [{"what": "static_decode", "context": T_mbu, "ours_ms": round(t_static * 1e3, 4),
-             "hf_ms": "", "ours_over_hf": "", "bytes_read": int(total),
+    rows = [{"what": "static_decode", "model": name, "context": T_mbu,
+             "ours_ms": round(t_static * 1e3, 4), "hf_ms": "", "ours_over_hf": "",
+             "bytes_read": int(total),
              "copy_gb_s": round(bw / 1e9, 3), "mbu": round(mbu, 4)}]
-    print(f"dynamic-cache decode step vs transformers GPT-2 (ms, median of {args.repeats}):")
+    print(f"{name}: dynamic-cache decode step vs transformers GPT-2 (ms, median of "
+          f"{args.repeats}):")
     print(f"{'Context T':>9}  {'ours (ms)':>9}  {'HF (ms)':>8}  {'ours/HF':>7}  "
           f"{'ours MBU':>8}")
     worst = 0.0
@@ -436,8 +440,9 @@ def bench_mbu(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
         worst = max(worst, t_ours / t_hf)
         print(f"{T:>9}  {t_ours * 1e3:>9.2f}  {t_hf * 1e3:>8.2f}  {t_ours / t_hf:>7.3f}  "
               f"{100 * mbu_t:>7.1f}%", flush=True)
-        rows.append({"what": "dynamic_decode", "context": T, "ours_ms": round(t_ours * 1e3, 4),
-                     "hf_ms": round(t_hf * 1e3, 4), "ours_over_hf": round(t_ours / t_hf, 4),
+        rows.append({"what": "dynamic_decode", "model": name, "context": T,
+                     "ours_ms": round(t_ours * 1e3, 4), "hf_ms": round(t_hf * 1e3, 4),
+                     "ours_over_hf": round(t_ours / t_hf, 4),
                      "bytes_read": int(r["weight_read"] + r["kv_read"]),
                      "copy_gb_s": round(bw / 1e9, 3), "mbu": round(mbu_t, 4)})
     print(f"dynamic cache at least as fast as Hugging Face at every T: "

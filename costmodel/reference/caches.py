@@ -22,7 +22,9 @@ accepted: they are copied into a new buffer on the first step.
 matrix-vector products (the explicit-matmul ``eager`` attention), and the caller's (B, c, C_kv)
 tensor is a transposed view. ``token``: (B, capacity, C_kv), the caller's tensor a slice, each
 head's K (positions × head_dim) with unit stride on head_dim as fused SDPA kernels want.
-``head``: the static cache's (B, n_kv_head, max_len, head_dim) of gpt-fast.
+``head``: the static cache's (B, n_kv_head, max_len, head_dim) of gpt-fast. ``split``: the
+static cache of the explicit-matmul attention, K head-major (a step writes each head's new row
+contiguously, and q·Kᵀ streams it) and V channel-major (Vᵀ·p streams it).
 
 **Static cache.** :class:`StaticKVCache` preallocates ``max_len`` positions per layer and
 writes in place at ``input_pos``; a sliding-window layer holds a ring of
@@ -35,7 +37,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-LAYOUTS = ("channel", "token", "head")
+LAYOUTS = ("channel", "token", "head", "split")
 #: Spare rows a (re)allocated dynamic buffer has at least (and half the rows it holds).
 MIN_ROOM = 64
 
@@ -51,11 +53,11 @@ class _Buffer:
 
     __slots__ = ("k", "v", "layout", "capacity")
 
-    def __init__(self, like: torch.Tensor, capacity: int, layout: str):
+    def __init__(self, like: torch.Tensor, capacity: int, layout: str, fill=torch.empty):
         B, _, C = like.shape
         shape = (B, C, capacity) if layout == "channel" else (B, capacity, C)
-        self.k = torch.empty(shape, dtype=like.dtype, device=like.device)
-        self.v = torch.empty(shape, dtype=like.dtype, device=like.device)
+        self.k = fill(shape, dtype=like.dtype, device=like.device)
+        self.v = fill(shape, dtype=like.dtype, device=like.device)
         self.layout = layout
         self.capacity = capacity
 
@@ -186,6 +188,19 @@ class DynamicKVCache(list):
         return out
 
 
+def blank_entry(batch: int, width: int, length: int, layout: str, limit: int,
+                window: int | None, dtype: torch.dtype, device) -> KVEntry:
+    """A layer's entry for a sequence of ``length`` positions whose K and V are zeros (what a
+    decode step's timing needs — the values do not change its work — without running the
+    prefill): the rows a layer holds (a window layer min(length, W − 1)) in a buffer with the
+    capacity a prefill would have left."""
+    rows = length if window is None else min(length, window - 1)
+    cap = grown_capacity(rows, 0, limit) if window is None \
+        else max(rows, min(limit, 2 * rows + MIN_ROOM))
+    like = torch.empty(batch, 0, width, dtype=dtype, device=device)
+    return KVEntry(_Buffer(like, cap, layout, torch.zeros), 0, rows, length)
+
+
 def append_rows(entry, k: torch.Tensor, v: torch.Tensor, n_kv_head: int, layout: str,
                 limit: int, window: int | None, position: int
                 ) -> tuple[KVEntry, torch.Tensor, torch.Tensor]:
@@ -225,24 +240,25 @@ class StaticKVCache(nn.Module):
     """Per-layer static cache: preallocated K and V buffers written in place.
 
     ``layout="head"`` (gpt-fast's ``KVCache``): (B, n_kv_head, max_len, head_dim) buffers;
-    ``"channel"``: (B, n_kv_head, head_dim, max_len). With ``window`` W, the layer keeps a ring
-    of R = min(W − 1, max_len) slots in the head layout (position t in slot t mod R)."""
+    ``"split"``: K so, V (B, n_kv_head, head_dim, max_len). With ``window`` W, the layer keeps
+    a ring of R = min(W − 1, max_len) slots in the head layout (position t in slot t mod R)."""
 
     def __init__(self, batch_size: int, n_kv_head: int, max_len: int, head_dim: int,
                  dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
                  layout: str = "head", window: int | None = None):
         super().__init__()
-        if layout not in ("head", "channel"):
-            raise ValueError(f"layout must be 'head' or 'channel', got {layout!r}")
+        if layout not in ("head", "split"):
+            raise ValueError(f"layout must be 'head' or 'split', got {layout!r}")
         self.window = window
         self.logical_max_len = max_len
         slots = max_len if window is None else min(window - 1, max_len)
         self.layout = "head" if window is not None else layout
-        shape = (batch_size, n_kv_head, slots, head_dim) if self.layout == "head" \
-            else (batch_size, n_kv_head, head_dim, slots)
-        self.register_buffer("k_cache", torch.zeros(shape, dtype=dtype, device=device),
+        head = (batch_size, n_kv_head, slots, head_dim)
+        channel = (batch_size, n_kv_head, head_dim, slots)
+        self.register_buffer("k_cache", torch.zeros(head, dtype=dtype, device=device),
                              persistent=False)
-        self.register_buffer("v_cache", torch.zeros(shape, dtype=dtype, device=device),
+        self.register_buffer("v_cache", torch.zeros(head if self.layout == "head" else channel,
+                                                    dtype=dtype, device=device),
                              persistent=False)
 
     @property
@@ -256,7 +272,7 @@ class StaticKVCache(nn.Module):
 
     @property
     def slots(self) -> int:
-        return self.k_cache.size(2 if self.layout == "head" else 3)
+        return self.k_cache.size(2)
 
     @property
     def nbytes(self) -> int:
@@ -268,14 +284,12 @@ class StaticKVCache(nn.Module):
         """Write ``k, v`` (B, n_kv_head, q, hd) at ``input_pos`` in place; return positions
         0 .. input_pos + q − 1 as (B, n_kv_head, K, hd) views (full-attention layers)."""
         end = input_pos + k.size(2)
+        self.k_cache[:, :, input_pos:end] = k
         if self.layout == "head":
-            self.k_cache[:, :, input_pos:end] = k
             self.v_cache[:, :, input_pos:end] = v
             return self.k_cache[:, :, :end], self.v_cache[:, :, :end]
-        self.k_cache[:, :, :, input_pos:end] = k.transpose(-2, -1)
         self.v_cache[:, :, :, input_pos:end] = v.transpose(-2, -1)
-        return (self.k_cache[..., :end].transpose(-2, -1),
-                self.v_cache[..., :end].transpose(-2, -1))
+        return self.k_cache[:, :, :end], self.v_cache[..., :end].transpose(-2, -1)
 
     def ring(self, input_pos: int) -> tuple[torch.Tensor, torch.Tensor]:
         """A window layer before writing at ``input_pos``: the valid slots' K and V views
@@ -303,4 +317,4 @@ class StaticKVCache(nn.Module):
 
 
 __all__ = ["DynamicKVCache", "KVEntry", "LAYOUTS", "MIN_ROOM", "StaticKVCache", "append_rows",
-           "grown_capacity"]
+           "blank_entry", "grown_capacity"]

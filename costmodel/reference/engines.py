@@ -74,8 +74,16 @@ def compile_blocks(model: GPT, backend: str = "inductor", mode: str | None = Non
     if backend == "inductor" and mode:
         kwargs["mode"] = mode
     # the static cache's buffers change size with the batch and the context: let them be
-    # symbolic too (Dynamo specialises parameter and buffer shapes by default)
-    torch._dynamo.config.force_parameter_static_shapes = False
+    # symbolic too (Dynamo specialises parameter and buffer shapes by default); a fresh
+    # start for each model (its sizes are constants of the graph), room for its recompiles
+    config = torch._dynamo.config
+    if hasattr(config, "force_parameter_static_shapes"):
+        config.force_parameter_static_shapes = False
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(config, name):
+            setattr(config, name, max(getattr(config, name), 64))
+            break
+    torch.compiler.reset()
     for block in model.transformer.h:
         block.compile(**kwargs)
     return model

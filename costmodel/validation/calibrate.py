@@ -158,9 +158,14 @@ def measure_matmul(device: str, dtype: str, quick: bool = False, clock: str = "w
 
                 def fn(a=a, b=b, out=out):
                     return torch.matmul(a, b, out=out)
-            t = time_call(fn, repeats=3 if quick else 7, warmup=1 if quick else 2,
-                          min_time=0.01 if quick else 0.05, sync=sync,
-                          max_time=0.5 if quick else 3.0, clock=clock)
+            try:
+                t = time_call(fn, repeats=3 if quick else 7, warmup=1 if quick else 2,
+                              min_time=0.01 if quick else 0.05, sync=sync,
+                              max_time=0.5 if quick else 3.0, clock=clock)
+            except RuntimeError:
+                if dtype != "fp8":
+                    raise
+                continue              # a shape this GPU's fp8 GEMM refuses: not measured
             flops = 2 * m * k * n
             rows.append({"kind": kind, "m": m, "k": k, "n": n, "dtype": dtype, "flops": flops,
                          "seconds": t["median"], "p10_s": t["p10"], "p90_s": t["p90"],
@@ -301,12 +306,18 @@ def _calibrate(device: str, dtypes: list[str], quick: bool, threads: int | None,
         elapsed = time.perf_counter() - t_start
     finally:
         torch.set_num_threads(prev_threads)
+    unmeasured = [d for d in dtypes if not any(r["dtype"] == d for r in matmul)]
+    dtypes = [d for d in dtypes if d not in unmeasured]
+    if not dtypes:
+        raise ValueError(f"dtype: no {', '.join(unmeasured)} matmul ran on {device}")
     peaks = {d: max(r["flops_per_s"] for r in matmul if r["dtype"] == d) for d in dtypes}
     bandwidth = max(r["bytes_per_s"] for r in copy)
     today = _dt.date.today().isoformat()
     extra = {**info, "clock": clock, "dtypes": dtypes, "quick": bool(quick), "date": today,
              "calibration_seconds": round(elapsed, 3), "matmul": matmul, "copy": copy,
              "overhead": overhead}
+    if unmeasured:
+        extra["unmeasured_dtypes"] = unmeasured
     fields: dict = {"kernel_overhead": float(overhead["op_call_s"])}
     notes = ("peak = best torch.matmul median over the sizes in extra.matmul (2 FLOPs per "
              "multiply-add); bandwidth = best dst.copy_(src) median, bytes read + written; "

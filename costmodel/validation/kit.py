@@ -224,7 +224,7 @@ def _pct(x: float) -> str:
 def _calibration(hw: HardwareSpec) -> list[str]:
     ex = hw.extra or {}
     rows = [[f"peak {d}" + (" (datasheet)" if "datasheet" in ex else " (measured)"),
-             f"{v / 1e12:.1f} TFLOP/s"] for d, v in hw.peak_flops.items()]
+             _rate(v)] for d, v in hw.peak_flops.items()]
     rows += [["bandwidth" + (" (datasheet)" if "datasheet" in ex else " (copy, measured)"),
               f"{hw.bandwidth / GB:.1f} GB/s"]]
     copy = max((r["bytes_per_s"] for r in ex.get("copy", [])), default=float("nan"))
@@ -239,11 +239,20 @@ def _calibration(hw: HardwareSpec) -> list[str]:
     mm = ex.get("matmul", [])
     if mm:
         table = [[r["dtype"], r["kind"], f"{r['m']}×{r['k']}·{r['k']}×{r['n']}",
-                  f"{r['flops_per_s'] / 1e12:.2f}"] for r in mm]
-        L += ["Matmul throughput (median, CUDA events on a GPU):\n",
-              tabulate(table, headers=["dtype", "shape", "M×K·K×N", "TFLOP/s"],
+                  _rate(r["flops_per_s"])] for r in mm]
+        timer = ("CUDA events" if str(ex.get("device", "")).startswith("cuda")
+                 else f"clock `{ex.get('clock', 'wall')}`")
+        L += [f"Matmul throughput (medians; {timer}):\n",
+              tabulate(table, headers=["dtype", "shape", "M×K·K×N", "rate"],
                        tablefmt="github"), ""]
+    if ex.get("unmeasured_dtypes"):
+        L += [f"Not measured on this device: {', '.join(ex['unmeasured_dtypes'])}.\n"]
     return L
+
+
+def _rate(flops_per_s: float) -> str:
+    return (f"{flops_per_s / 1e12:.1f} TFLOP/s" if flops_per_s >= 1e12
+            else f"{flops_per_s / 1e9:.1f} GFLOP/s")
 
 
 def _engines(summary: dict) -> list[str]:

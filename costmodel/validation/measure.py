@@ -113,7 +113,8 @@ MODELS: dict[str, dict[str, Any]] = {
 }
 #: The grids: models × batches × contexts × phases (default the four) × engines (default
 #: eager); ``static="context"``: a decode_static point's cache holds s + 1 positions;
-#: ``compiled_models``: the models the compiled engine runs (default all).
+#: ``compiled_models``: the models the compiled engine runs (default all); ``blank``: the
+#: reference model's decode steps run on caches of zeros instead of prefilled ones.
 _GRIDS: dict[str, dict[str, Any]] = {
     "tiny": dict(models=["gpt-nano"], batches=[1], contexts=[16]),
     "small": dict(models=["gpt-nano", "gpt-micro"], batches=[1, 2], contexts=[32, 128]),
@@ -127,13 +128,13 @@ _GRIDS: dict[str, dict[str, Any]] = {
                 engines={"eager": ("prefill", "decode_dynamic", "decode_static"),
                          "compiled": ("decode_static",),
                          "hf": ("prefill", "decode_dynamic", "decode_static")},
-                static="context"),
+                static="context", blank=True),
     "kit-tiny": dict(models=["tiny-gpt", "tiny-llama", "tiny-moe"], batches=[1, 2],
                      contexts=[8, 24], phases=("prefill", "decode_dynamic", "decode_static"),
                      engines={"eager": ("prefill", "decode_dynamic", "decode_static"),
                               "compiled": ("decode_static",),
                               "hf": ("prefill", "decode_dynamic", "decode_static")},
-                     static="context", compiled_models=["tiny-moe"]),
+                     static="context", blank=True, compiled_models=["tiny-moe"]),
 }
 
 
@@ -141,7 +142,9 @@ _GRIDS: dict[str, dict[str, Any]] = {
 class Point:
     """One grid point: a model, a batch, a context, a phase, a dtype and an engine;
     ``static_max_len`` the static cache's positions (None: the engine's default — the block
-    size for the reference model, s + 1 for Hugging Face, which attends to all of them)."""
+    size for the reference model, s + 1 for Hugging Face, which attends to all of them);
+    ``prefill_cache``: whether a decode step's cache is filled by running the prefill (else
+    the reference model's cache holds zeros: the same step, see :func:`reference_pass`)."""
 
     model: str
     batch: int
@@ -150,6 +153,7 @@ class Point:
     dtype: str = "fp32"
     engine: str = "eager"
     static_max_len: int | None = None
+    prefill_cache: bool = True
 
     def __post_init__(self) -> None:
         check_choice("model", self.model, MODELS)
@@ -181,7 +185,7 @@ def grid_points(grid: str | Iterable[Point | dict], dtype: str = "fp32") -> list
         engines = g.get("engines", {"eager": PHASES})
         compiled = g.get("compiled_models", g["models"])
         return [Point(m, b, s, p, dtype, e, s + 1 if g.get("static") and p == "decode_static"
-                      else None)
+                      else None, not g.get("blank") or e == "hf")
                 for m in g["models"] for e, phases in engines.items()
                 if e != "compiled" or m in compiled
                 for b in g["batches"] for s in g["contexts"] for p in phases]
@@ -228,7 +232,8 @@ class ReferencePass:
 
 @contextmanager
 def reference_pass(model, phase: str, context_ids, next_ids,
-                   static_max_len: int | None = None, fill=None) -> Iterator[ReferencePass]:
+                   static_max_len: int | None = None, fill=None,
+                   prefill_cache: bool = True) -> Iterator[ReferencePass]:
     """Set up the pass of ``phase`` on ``model`` (a ``costmodel.reference.gpt.GPT``) with
     ``context_ids`` (B, s) and ``next_ids`` (B, 1): prefill and no-cache run the s context
     tokens; a decode step runs one token on a cache holding them (dynamic: the growing cache,
@@ -236,8 +241,10 @@ def reference_pass(model, phase: str, context_ids, next_ids,
     cache of ``static_max_len`` positions, default the block size, the step rewriting position
     s). The KV bytes are those the cache holds after the pass (dynamic: the rows it holds;
     static: the allocation). The static cache is released on exit. ``fill``: a context
-    manager the cache is filled in (the compiled engine fills it eagerly). Call inside
-    ``torch.inference_mode()``."""
+    manager the cache is filled in (the compiled engine fills it eagerly);
+    ``prefill_cache=False``: a decode step's cache is not filled by a prefill but holds zeros
+    (``GPT.blank_kv_cache``; a static cache as allocated) — the same step, without paying for
+    the prefill. Call inside ``torch.inference_mode()``."""
     B, s = context_ids.shape
     q, c, cache = measured_workload(phase, s)
     kv_bytes, max_len = 0, 0
@@ -248,8 +255,11 @@ def reference_pass(model, phase: str, context_ids, next_ids,
                 return model(context_ids, kv_cache=model.empty_kv_cache())
             kv_bytes = run()[2].nbytes
         elif cache == "dynamic":
-            with fill():
-                _, _, kv = model(context_ids, kv_cache=model.empty_kv_cache())
+            if prefill_cache:
+                with fill():
+                    _, _, kv = model(context_ids, kv_cache=model.empty_kv_cache())
+            else:
+                kv = model.blank_kv_cache(B, s)
 
             def run():
                 return model(next_ids, kv_cache=kv)   # writes row s of the buffer each call
@@ -257,8 +267,9 @@ def reference_pass(model, phase: str, context_ids, next_ids,
         elif cache == "static":
             max_len = model.config.block_size if static_max_len is None else static_max_len
             model.setup_static_cache(B, max_len)
-            with fill():
-                model(context_ids, input_pos=0)
+            if prefill_cache:
+                with fill():
+                    model(context_ids, input_pos=0)
 
             def run():
                 return model(next_ids, input_pos=c)   # rewrites position c each call
@@ -274,9 +285,11 @@ def reference_pass(model, phase: str, context_ids, next_ids,
 
 @contextmanager
 def engine_pass(engine: str, model, phase: str, context_ids, next_ids,
-                static_max_len: int | None = None) -> Iterator[ReferencePass]:
+                static_max_len: int | None = None,
+                prefill_cache: bool = True) -> Iterator[ReferencePass]:
     """:func:`reference_pass` for the reference model's engines, the Hugging Face pass
-    (:func:`costmodel.reference.engines.hf_pass`) for ``hf``."""
+    (:func:`costmodel.reference.engines.hf_pass`, whose caches are always filled by a
+    prefill) for ``hf``."""
     if engine == "hf":
         from costmodel.reference.engines import hf_pass
 
@@ -288,7 +301,8 @@ def engine_pass(engine: str, model, phase: str, context_ids, next_ids,
             from costmodel.reference.engines import eager_stance
 
             fill = eager_stance
-        with reference_pass(model, phase, context_ids, next_ids, static_max_len, fill) as p:
+        with reference_pass(model, phase, context_ids, next_ids, static_max_len, fill,
+                            prefill_cache) as p:
             yield p
 
 
@@ -355,7 +369,8 @@ def measure_point(model, config, point: Point, device: str, repeats: int = 9, wa
     idx = torch.randint(V, (B, s), generator=gen).to(device)
     nxt = torch.randint(V, (B, 1), generator=gen).to(device)
     with torch.inference_mode(), \
-            engine_pass(point.engine, model, point.phase, idx, nxt, point.static_max_len) as p:
+            engine_pass(point.engine, model, point.phase, idx, nxt, point.static_max_len,
+                        point.prefill_cache) as p:
         if point.engine == "compiled":
             for _ in range(3):           # compile, record the CUDA graph, replay it once
                 p.run()
@@ -454,16 +469,20 @@ def measurements_text(rows: Sequence[dict]) -> str:
 
 
 #: Seconds assumed for building a model (besides its weights at 5 GB/s) and for compiling one
-#: model's blocks (regional compilation with CUDA graphs) — estimates for the budget.
+#: model's blocks (regional compilation with CUDA graphs) — estimates for the budget — and the
+#: factor on a point's roofline estimate (before a point starts, the clock is checked against
+#: its estimate too, so a late point is skipped rather than run past the budget).
 BUILD_SECONDS = 2.0
 COMPILE_SECONDS = {"cuda": 60.0, "cpu": 5.0}
+SAFETY = 1.5
 
 
 def estimate_seconds(point: Point, hw: HardwareSpec, repeats: int, warmup: int,
                      max_time: float) -> float:
     """Seconds a point should take: the pass (``cm.analyze`` on ``hw``, with its kernel
-    overhead) run for the warm-up and the timed repeats (capped by ``max_time``) and the
-    FLOP-counted call, plus the prefill that fills a decode step's cache; ×2 for safety."""
+    overhead) run for the warm-up, the FLOP-counted call and the timed repeats (``max_time``
+    caps them, but at least 3 run), plus the prefill that fills a decode step's cache; ×
+    :data:`SAFETY`."""
     config = gpt_config(point.model)
     spec = config.to_spec()
     q, c, cache = point.workload
@@ -474,11 +493,11 @@ def estimate_seconds(point: Point, hw: HardwareSpec, repeats: int, warmup: int,
     t = analyze(spec, hw, batch=point.batch, new_tokens=q, cached_tokens=c,
                 **reference_options(cache, config.attn_impl), **kw).time
     fill = 0.0
-    if c:
+    if c and (point.prefill_cache or point.engine == "hf"):
         fill = analyze(spec, hw, batch=point.batch, new_tokens=c, cached_tokens=0,
                        **reference_options(cache, config.attn_impl), **kw).time
     calls = warmup + 2 + (3 if point.engine == "compiled" else 0)
-    return 2 * (fill + calls * t + min(max_time, repeats * t))
+    return SAFETY * (fill + calls * t + max(min(max_time, repeats * t), 3 * t))
 
 
 def _group_seconds(model: str, engine: str, dtype: str, device: str) -> float:
@@ -494,24 +513,28 @@ def _group_seconds(model: str, engine: str, dtype: str, device: str) -> float:
 def trim(points: list[Point], budget: float, hw: HardwareSpec, device: str, repeats: int,
          warmup: int, max_time: float) -> tuple[list[Point], list[Point]]:
     """(kept, dropped): the points whose estimated seconds, with their models' build and
-    compile time, fit ``budget``; the largest points are dropped first (a model's build and
-    compile time go when its last point does)."""
+    compile time, fit ``budget``. The largest go first — by what dropping them saves: a point's
+    own seconds, plus its model's build and compile time when it is that model's last point
+    (so a model kept for one point does not cost a compilation)."""
     check_number("budget", budget, 0.0)
     cost = {p: estimate_seconds(p, hw, repeats, warmup, max_time) for p in points}
     groups: dict[tuple, list[Point]] = {}
     for p in points:
         groups.setdefault((p.model, p.engine, p.dtype), []).append(p)
     overhead = {g: _group_seconds(g[0], g[1], g[2], device) for g in groups}
+    left = {g: len(members) for g, members in groups.items()}
     kept = set(points)
     total = sum(cost.values()) + sum(overhead.values())
-    for p in sorted(points, key=lambda p: -cost[p]):
-        if total <= budget:
-            break
-        kept.discard(p)
-        total -= cost[p]
+
+    def saving(p: Point) -> float:
         g = (p.model, p.engine, p.dtype)
-        if not any(x in kept for x in groups[g]):
-            total -= overhead[g]
+        return cost[p] + (overhead[g] if left[g] == 1 else 0.0)
+
+    while total > budget and kept:
+        p = max(kept, key=lambda x: (saving(x), x.point_id))
+        total -= saving(p)
+        kept.discard(p)
+        left[(p.model, p.engine, p.dtype)] -= 1
     return [p for p in points if p in kept], [p for p in points if p not in kept]
 
 
@@ -553,11 +576,15 @@ def _measure(grid, device, dtype, repeats, warmup, threads, min_time, max_time, 
             raise ValueError("dtype: fp16 matmuls are not a supported fast path on the CPU; "
                              "use fp32 or bf16")
     skipped = skipped if skipped is not None else []
+    need = None
     if budget is not None:
         check_number("budget", budget, 0.0)
         hw = hardware if hardware is not None else default_hardware(device)
         points, dropped = trim(points, budget, hw, device, repeats, warmup, max_time)
         skipped.extend((p.point_id, "trimmed to fit the budget") for p in dropped)
+        need = {p: estimate_seconds(p, hw, repeats, warmup, max_time) for p in points}
+        need.update({(p.model, p.dtype, p.engine): _group_seconds(p.model, p.engine, p.dtype,
+                                                                  device) for p in points})
     torch = require_torch("measuring the reference model")
     prev = torch.get_num_threads()
     pooled: dict[str, dict] = {}
@@ -572,7 +599,7 @@ def _measure(grid, device, dtype, repeats, warmup, threads, min_time, max_time, 
         k = 0
         for _ in range(rounds):
             k = _sweep(points, device, repeats, warmup, min_time, max_time, clock, progress,
-                       pooled, k, n, budget, t_start, skipped, compile_backend)
+                       pooled, k, n, budget, t_start, skipped, compile_backend, need)
     finally:
         torch.set_num_threads(prev)
     rows = []
@@ -597,9 +624,11 @@ _ENGINE_ERRORS = (RuntimeError, ValueError, ImportError, NotImplementedError, Ty
 
 
 def _sweep(points, device, repeats, warmup, min_time, max_time, clock, progress, pooled, k, n,
-           budget, t_start, skipped, compile_backend) -> int:
+           budget, t_start, skipped, compile_backend, need=None) -> int:
     """One round over the points, one model in memory at a time (grouped by model, dtype and
-    engine; the compiled engine compiles the eager model in place after its points)."""
+    engine; the compiled engine compiles the eager model in place after its points). With a
+    budget, a point (and its model's build) starts only if its estimate (``need``) fits the
+    time left."""
     import torch
 
     order = sorted(range(len(points)), key=lambda i: (
@@ -607,12 +636,15 @@ def _sweep(points, device, repeats, warmup, min_time, max_time, clock, progress,
     built: dict[tuple, tuple] = {}
     failed: dict[tuple, str] = {}
     tolerant = budget is not None
+    need = need or {}
     for i in order:
         point = points[i]
         key = (point.model, point.dtype, point.engine)
-        if tolerant and time.perf_counter() - t_start > budget:
-            skipped.append((point.point_id, "the budget's time ran out"))
-            continue
+        if tolerant:
+            ahead = need.get(point, 0.0) + (need.get(key, 0.0) if key not in built else 0.0)
+            if time.perf_counter() - t_start + ahead > budget:
+                skipped.append((point.point_id, "the budget's time ran out"))
+                continue
         if key in failed:
             skipped.append((point.point_id, failed[key]))
             continue
