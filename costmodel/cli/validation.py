@@ -119,6 +119,9 @@ def _add_measure(p: argparse.ArgumentParser) -> None:
                    help="also time speculative decoding of the committed text target/draft "
                         "pair for γ = 1…8 into <out stem>_speculative.csv (both files are "
                         "written together or not at all)")
+    p.add_argument("--append", action="store_true",
+                   help="add the measured points to the rows --out already holds (kept as "
+                        "they are); a point it holds already is refused")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -127,7 +130,12 @@ def _run_measure(args: argparse.Namespace) -> Result:
     measuring = validation.measure
     t0 = time.perf_counter()
     spath = validation.io.speculative_path(args.out) if args.speculative else None
+    if args.append and args.speculative:
+        raise ValueError("measure: --append adds grid points; measure --speculative into a "
+                         "file of its own")
     with OutputSet() as files:
+        if args.append:
+            measuring.appended_text(args.out, [])  # the file to add to is checked first
         files.write_bytes(args.out, b"")           # destinations checked before measuring
         if spath is not None:
             files.write_bytes(spath, b"")
@@ -138,11 +146,13 @@ def _run_measure(args: argparse.Namespace) -> Result:
                                  max_time=args.max_time, clock=args.clock,
                                  progress=_progress(not args.quiet), budget=args.budget,
                                  skipped=skipped)
-        notes = [f"wrote {args.out}: {len(rows)} points in {time.perf_counter() - t0:.0f} s"]
+        notes = [f"wrote {args.out}: {len(rows)} points in {time.perf_counter() - t0:.0f} s"
+                 + (" (appended)" if args.append else "")]
         if skipped:
             notes.append(f"skipped {len(skipped)} points (first: {skipped[0][0]}: "
                          f"{skipped[0][1]})")
-        files.write_text(args.out, measuring.measurements_text(rows))
+        files.write_text(args.out, measuring.appended_text(args.out, rows) if args.append
+                         else measuring.measurements_text(rows))
         if spath is not None:
             spec_rows = measuring.measure_speculative(device=args.device, threads=args.threads)
             files.write_text(spath, measuring.speculative_text(spec_rows))

@@ -368,6 +368,7 @@ def bench_mbu(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
     alternating calls (clock: CPU time of the thread with one CPU thread, else wall)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    from costmodel.reference.engines import cache_kwarg
     from costmodel.reference.loading import (
         GPT_TIED,
         convert_hf_gpt2_state_dict,
@@ -433,7 +434,7 @@ def bench_mbu(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
 
         t_ours, t_hf = _alternate(
             [lambda cache=cache, nxt=nxt: ours(nxt, kv_cache=cache),
-             lambda pkv=pkv, nxt=nxt: hf(nxt, past_key_values=pkv, use_cache=True)],
+             lambda pkv=pkv, nxt=nxt: hf(nxt, use_cache=True, **{cache_kwarg(hf): pkv})],
             args.repeats, args.warmup, clock, device, after=[None, rollback])
         r = decode_bytes_read(config, T, nbytes, "dynamic")
         mbu_t = (r["weight_read"] + r["kv_read"]) / t_ours / bw

@@ -158,7 +158,7 @@ def build_hf(config: GPTConfig, device: str = "cpu", dtype: torch.dtype = torch.
     return model.to(dtype).eval()
 
 
-def _cache_kw(model) -> str:
+def cache_kwarg(model) -> str:
     """The keyword of the cache argument (``cache`` in newer transformers)."""
     params = inspect.signature(model.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
@@ -208,7 +208,7 @@ def hf_pass(model, phase: str, context_ids: torch.Tensor, next_ids: torch.Tensor
     name, cache = MEASURED_PHASES[phase]
     s = int(context_ids.size(1))
     _, c = substitute(name, s)
-    kw = _cache_kw(model)
+    kw = cache_kwarg(model)
     exclude = ("rotary_emb",)
     if phase == "prefill":
         def run():
@@ -257,5 +257,6 @@ def hf_pass(model, phase: str, context_ids: torch.Tensor, next_ids: torch.Tensor
         yield EnginePass(run, 0, 0, None, exclude)
 
 
-__all__ = ["ENGINES", "EnginePass", "build_gpt", "build_hf", "compile_blocks", "eager_stance",
+__all__ = ["ENGINES", "EnginePass", "build_gpt", "build_hf", "cache_kwarg", "compile_blocks",
+           "eager_stance",
            "hf_cache_nbytes", "hf_config", "hf_pass"]

@@ -32,6 +32,8 @@ all-or-nothing (:class:`costmodel.files.OutputSet`).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -465,6 +467,40 @@ def measurements_text(rows: Sequence[dict]) -> str:
     return csv_text(rows, COLUMNS)
 
 
+#: What a row written before a column existed held there (a dense model, its FLOPs not
+#: recorded, the eager engine; ``moe_dispatch`` unrecorded).
+_OLDER_COLUMNS = {"sliding_window": "0", "window_layers": "0", "n_experts": "0",
+                  "experts_per_token": "0", "d_ff_expert": "", "n_shared_experts": "0",
+                  "d_ff_shared": "", "dense_layers": "0", "router_bias": "False",
+                  "moe_dispatch": "", "engine": "eager", "flops_counted": ""}
+
+
+def appended_text(existing: str | Path, rows: Sequence[dict]) -> str:
+    """The measurement CSV ``existing`` with ``rows`` added after its own, which are kept as
+    they are, cell for cell (a file from before the newer columns gets them with the values
+    its rows had: dense, eager, FLOPs not recorded). A point measured again is refused."""
+    path = Path(existing)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"append: {path} cannot be read ({e})") from None
+    old = list(csv.DictReader(io.StringIO(text)))
+    if not old:
+        raise ValueError(f"append: {path} has no measurement rows")
+    unknown = sorted(set(old[0]) - set(COLUMNS))
+    missing = sorted(set(COLUMNS) - set(old[0]) - set(_OLDER_COLUMNS))
+    if unknown or missing:
+        raise ValueError(f"append: {path} is not a measurement CSV of this version (unknown "
+                         f"columns {unknown}, missing {missing})")
+    ids = {r["point_id"] for r in old}
+    again = sorted(ids & {r["point_id"] for r in rows})
+    if again:
+        raise ValueError(f"append: {path} already has {len(again)} of these points (first: "
+                         f"{again[0]}); measure the others or write another file")
+    merged = [{c: r.get(c, _OLDER_COLUMNS.get(c, "")) for c in COLUMNS} for r in old]
+    return csv_text(merged + list(rows), COLUMNS)
+
+
 # --------------------------------------------------------------------------- the budget
 
 
@@ -857,5 +893,5 @@ def _measure_speculative(gammas, new_tokens, prompt_chars, n_prompts, repeats, d
 
 __all__ = ["GRIDS", "MODELS", "PHASES", "Point", "ReferencePass", "build_engine",
            "default_hardware", "engine_pass", "estimate_seconds", "gpt_config", "grid_models",
-           "grid_points", "measure", "measure_point", "measure_speculative",
+           "appended_text", "grid_points", "measure", "measure_point", "measure_speculative",
            "measurements_text", "meta_flops", "reference_pass", "speculative_text", "trim"]
