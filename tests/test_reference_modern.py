@@ -208,3 +208,23 @@ def test_config_refuses_what_it_cannot_build():
     # Mixtral's preset builds, window and experts carried over
     mixtral = GPTConfig.from_spec(cm.model("mixtral-8x7b"))
     assert (mixtral.n_experts, mixtral.experts_per_token) == (8, 2)
+
+
+def test_the_operator_model_prices_experts_run_one_call_each():
+    """``moe_dispatch="loop"`` (the reference's and Hugging Face's eager experts) moves the
+    same FLOPs and bytes as one grouped kernel per operator, in more calls: per MoE layer the
+    router's step takes 8 kernels (router matmul, top-k, softmax, zero, argsort, count,
+    divide, gather) and each of the U touched experts 4 (up, gate, activation, down) + 3
+    (gather, scale, scatter), against 6 grouped — U = E (1 − (1 − k/E)^T) = 8 (1 − 0.75⁴) for
+    Mixtral's top-2 of 8 and 4 tokens."""
+    m = cm.model("mixtral-8x7b")
+    kw = dict(batch=4, new_tokens=1, cached_tokens=100, kernel_overhead=1e-6)
+    grouped = cm.analyze(m, "h100-sxm", **kw)
+    loop = cm.analyze(m, "h100-sxm", moe_dispatch="loop", **kw)
+    assert loop.flops == grouped.flops and loop.bytes == pytest.approx(grouped.bytes)
+    U = 8 * (1 - 0.75 ** 4)
+    extra = m.moe_layers * ((8 + 7 * U) - 6)
+    assert loop.terms["kernels"].sum() - grouped.terms["kernels"].sum() == pytest.approx(extra)
+    assert loop.time - grouped.time == pytest.approx(extra * 1e-6)
+    with pytest.raises(ValueError, match="moe_dispatch"):
+        cm.analyze(m, "h100-sxm", moe_dispatch="fused", **kw)
