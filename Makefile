@@ -1,6 +1,7 @@
 # costmodel — the two commands of the README quick start:
 #   make app    set everything up, then start the Streamlit app
 #   make test   set everything up, then run the whole test suite (what CI runs)
+#   make gpu-validate   the GPU measurement kit (docs/GPU_KIT.md), no install step
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ PORT ?= 8501
 TORCH_PIN ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: app test install install-app browser lint bench clean
+.PHONY: app test install install-app browser lint bench clean gpu-validate
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -44,6 +45,15 @@ bench: install
 	$(VENV)/bin/costmodel bench analyze
 	$(VENV)/bin/costmodel bench startup
 	$(VENV)/bin/costmodel bench sweep
+
+# The GPU kit runs from a plain checkout on a Python that has torch, sympy, numpy, pandas,
+# matplotlib and tabulate (docs/GPU_KIT.md): calibrate, measure, validate, report in GPU_OUT.
+KIT_PYTHON ?= python3
+GPU_OUT ?= gpu-run
+GPU_BUDGET ?= 300
+gpu-validate:
+	PYTHONPATH=. $(KIT_PYTHON) -m costmodel validate --kit --device cuda --out $(GPU_OUT) \
+		--budget $(GPU_BUDGET)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -54,7 +54,14 @@ Modern architectures extend the same operators (their counts are layer classes):
   (split over the GPUs holding the experts) whatever the routing; the weights read are those of
   the experts the batch touches: U = E (1 − (1 − k/E)^T) when every token picks k of E
   uniformly (``experts="uniform"``), or all E (``experts="all"``, the pessimistic bound).
-  Shared experts are an always-on MLP of width f_s. Experts are sliced by TP, or — with
+  Shared experts are an always-on MLP of width f_s. ``moe_dispatch="grouped"`` runs each
+  expert operator as one kernel for all experts (serving engines' fused MoE kernels);
+  ``"loop"`` calls it once per touched expert (Hugging Face's eager loop, the reference model):
+  the expert operators then occur U times per MoE layer (U = the experts this GPU's tokens
+  touch), each with 1/U of the work, the combine step gathers, scales and scatters the rows
+  per expert (3 kernels), and the router's step also picks the top k, takes their softmax and
+  sorts the T·k assignments by expert (zero the output, argsort, count, divide, gather the
+  weights: 8 kernels with the router matmul). Experts are sliced by TP, or — with
   expert parallelism (EP > 1, ``expert_parallel=True``) — E/EP whole experts per GPU, the
   attention running as DP = EP/TP replicas of B/DP sequences each, tokens dispatched to their
   experts and combined back by two all-to-alls.
@@ -116,6 +123,7 @@ CAUSAL = ("full", "half")
 LM_HEAD = ("last", "all")
 KV_SHARING = ("per_request", "shared")
 EXPERTS = ("uniform", "all")
+MOE_DISPATCH = ("grouped", "loop")
 MLA = ("absorbed", "naive", "expanded")
 PARTS = ("weight_read", "act_read", "act_write", "kv_read", "kv_write")
 COMM = ("allreduce", "alltoall")
@@ -139,6 +147,7 @@ class Options:
     experts: str = "uniform"          # expert weights read: those a uniform routing touches | all
     mla: str = "absorbed"             # latent attention: absorbed | naive | expanded (HF)
     expert_parallel: bool = False     # experts whole on EP GPUs (DP attention) | TP-sliced
+    moe_dispatch: str = "grouped"     # one kernel for all experts | one call per touched expert
 
     def __post_init__(self) -> None:
         check_choice("attention", self.attention, ATTENTION)
@@ -148,6 +157,7 @@ class Options:
         check_choice("kv_update", self.kv_update, KV_UPDATE)
         check_choice("experts", self.experts, EXPERTS)
         check_choice("mla", self.mla, MLA)
+        check_choice("moe_dispatch", self.moe_dispatch, MOE_DISPATCH)
         for name in ("fused_qkv", "kv_cache", "mask", "expert_parallel"):
             check_bool(name, getattr(self, name))
 
@@ -455,7 +465,8 @@ def _operators(st: Structure, o: Options) -> tuple[Op, ...]:
     if st.moe != "none":
         ops.append(op("router", "matmul", "moe", 2 * T * d * E,
                       w=(d * E + (E if st.router_bias else 0)) * b_w, ar=T * d * b_a,
-                      aw=T * E * b_a, count=moe_layers, rows=T))
+                      aw=T * E * b_a, count=moe_layers, rows=T,
+                      kernels=8 if o.moe_dispatch == "loop" else 1))
         group_tokens = B * q                     # tokens routed in the whole EP group
         touched = experts_touched(group_tokens, o.experts)
         if ep:   # whole experts, E/EP on each GPU: a 1/EP share of the assignments
@@ -464,15 +475,20 @@ def _operators(st: Structure, o: Options) -> tuple[Op, ...]:
             assign, width, experts_here = T * k_e, f_e / TP, touched
         expert_ops = mlp("experts", width, assign, moe_layers, "moe", b_we,
                          rows=group_tokens * k_e / E)
+        expert_ops.append(op("experts_combine", "elementwise", "moe", 2 * assign * d,
+                             ar=assign * d * b_a + assign * b_a, aw=T * d * b_a,
+                             count=moe_layers))
+        loop = o.moe_dispatch == "loop"
         for x in expert_ops:   # weights: only the experts this batch touches
-            if x.kind == "matmul":
-                per_expert = x.weight_read
-                x = Op(x.name, x.kind, x.block, x.count, x.flops, per_expert * experts_here,
-                       x.act_read, x.act_write, x.kv_read, x.kv_write, x.comm_bytes, x.kernels,
-                       x.rows, x.comm)
-            ops.append(x)
-        ops.append(op("experts_combine", "elementwise", "moe", 2 * assign * d,
-                      ar=assign * d * b_a + assign * b_a, aw=T * d * b_a, count=moe_layers))
+            weights = x.weight_read * experts_here if x.kind == "matmul" else x.weight_read
+            parts = [x.flops, weights, x.act_read, x.act_write, x.kv_read, x.kv_write]
+            count, kernels = x.count, x.kernels
+            if loop:           # one call per touched expert, each with 1/U of the work
+                parts = [p / experts_here for p in parts]
+                count = x.count * experts_here
+                kernels = 3 if x.name == "experts_combine" else kernels
+            ops.append(Op(x.name, x.kind, x.block, count, *parts, x.comm_bytes, kernels,
+                          x.rows, x.comm))
         if st.shared_experts:
             ops += mlp("shared", f_s / TP, T, moe_layers, "moe")
         if ep:   # each GPU sends its 1/TP share of the replica's token-expert rows and back
@@ -512,6 +528,6 @@ def total_expr(flags: Structure, quantity: str, options: Options = Options(),
     return sp.Add(*terms)
 
 
-__all__ = ["ATTENTION", "CAUSAL", "COMM", "ELEMENTWISE_FLOPS", "EXPERTS", "LM_HEAD", "MLA", "Op",
-           "Options", "PARTS", "Structure", "experts_touched", "layer_counts", "operators",
-           "spec_flags", "total"]
+__all__ = ["ATTENTION", "CAUSAL", "COMM", "ELEMENTWISE_FLOPS", "EXPERTS", "LM_HEAD", "MLA",
+           "MOE_DISPATCH", "Op", "Options", "PARTS", "Structure", "experts_touched",
+           "layer_counts", "operators", "spec_flags", "total"]

@@ -134,10 +134,11 @@ _SPECS: dict[int, tuple] = {}
 
 @cache
 def _options(attention, causal, lm_head, fused_qkv, kv_cache, kv_sharing, mask, kv_update,
-             experts, mla, expert_parallel):
+             experts, mla, expert_parallel, moe_dispatch="grouped"):
     return Options(attention=attention, causal=causal, lm_head=lm_head, fused_qkv=fused_qkv,
                    kv_cache=kv_cache, kv_sharing=kv_sharing, mask=mask, kv_update=kv_update,
-                   experts=experts, mla=mla, expert_parallel=expert_parallel)
+                   experts=experts, mla=mla, expert_parallel=expert_parallel,
+                   moe_dispatch=moe_dispatch)
 
 
 def step_values(fn, names: tuple[str, ...], sizes: tuple, groups, *workload) -> list:
@@ -366,7 +367,8 @@ def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_toke
             eta_m: float | None = None, eta_c_skinny: float | None = None,
             eta_m_elementwise: float | None = None, eta_m_quant: float | None = None,
             kernel_overhead: float | None = None, step_overhead: float | None = None,
-            layer_overhead: float | None = None, groups=()) -> Analysis:
+            layer_overhead: float | None = None, groups=(),
+            moe_dispatch: str = "grouped") -> Analysis:
     """Roofline analysis of one forward pass: ``batch`` sequences each adding ``new_tokens``
     tokens (q) on top of ``cached_tokens`` (c) already in the KV cache, on one GPU of a group of
     ``tp`` (and, for a mixture of experts, ``ep`` GPUs holding E/ep experts each, the attention
@@ -388,7 +390,7 @@ def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_toke
     :func:`costmodel.presets.engine`, or an EngineProfile), then those given here. The
     attention implementation defaults to the engine's (else "standard"). See
     :mod:`costmodel.ops` for the structural options (``experts``: uniform | all; ``mla``:
-    absorbed | naive | expanded).
+    absorbed | naive | expanded; ``moe_dispatch``: grouped | loop).
     """
     m, hw = model_preset(m), hardware_preset(hw)
     profile = None if engine is None else engine_preset(engine)
@@ -409,7 +411,7 @@ def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_toke
         raise ValueError(f"tp: {hw.name} has no interconnect bandwidth, so TP={tp}, EP={ep} "
                          "cannot be modelled; give interconnect_bandwidth")
     options = _options(attention, causal, lm_head, fused_qkv, kv_cache, kv_sharing, mask,
-                       kv_update, experts, mla, ep > 1)
+                       kv_update, experts, mla, ep > 1, moe_dispatch)
     mach = Machine.of(hw, dtype, weight_bytes, profile, fmt, eta_c=eta_c, eta_m=eta_m,
                       eta_c_skinny=eta_c_skinny, eta_m_elementwise=eta_m_elementwise,
                       eta_m_quant=eta_m_quant, kernel_overhead=kernel_overhead,

@@ -13,9 +13,14 @@ prefill). Nothing else in the package turns a phase name into q and c. :func:`su
 on numbers, numpy arrays (sweeps) and sympy symbols (formulas) alike.
 
 A cache *strategy* says how the cache is stored, which changes the bytes a pass moves:
-``static`` (preallocated, written in place), ``dynamic`` (grown by concatenation: every step
-copies the whole cache) and ``none``. :func:`cache_options` maps one to the operator model's
-options; :data:`MEASURED_PHASES` names the reference model's measured (phase, cache) pairs.
+``static`` (preallocated, written in place), ``dynamic`` (grown as the sequence grows: the
+reference model writes each step's rows in place into a buffer with spare capacity, which
+grows geometrically — an amortised O(1) rows per step the operator model leaves out) and
+``none``. The operator model's ``kv_update="concat"`` is the older dynamic cache that
+``torch.cat`` rebuilt every step (what measurements recorded before the reference model grew
+in place record with their rows). :func:`cache_options` maps a strategy to the operator
+model's options; :data:`MEASURED_PHASES` names the reference model's measured (phase, cache)
+pairs.
 """
 
 from __future__ import annotations
@@ -113,12 +118,16 @@ def regime(batch, new_tokens, tp=1, weight_bytes: float = 2):
     return str(names) if names.ndim == 0 else names
 
 
+#: The operator model's ``kv_update`` a dynamic-cache measurement may record: ``inplace`` (the
+#: reference model's growing buffer) or ``concat`` (its older ``torch.cat`` cache).
+DYNAMIC_KV_UPDATES = ("inplace", "concat")
+
+
 def cache_options(cache: str) -> dict:
-    """Operator-model options of a cache strategy: ``dynamic`` → ``kv_update="concat"``,
-    ``static`` → ``"inplace"``, ``none`` → ``kv_cache=False``."""
+    """Operator-model options of a cache strategy: ``dynamic`` and ``static`` →
+    ``kv_update="inplace"`` (the new rows written in place), ``none`` → ``kv_cache=False``."""
     check_choice("cache", cache, CACHES)
-    return {"kv_cache": cache != "none",
-            "kv_update": "concat" if cache == "dynamic" else "inplace"}
+    return {"kv_cache": cache != "none", "kv_update": "inplace"}
 
 
 def attention_option(attn_impl: str) -> str:
@@ -128,14 +137,21 @@ def attention_option(attn_impl: str) -> str:
         else "fused"
 
 
-def reference_options(cache: str, attn_impl: str = "eager") -> dict:
+def reference_options(cache: str, attn_impl: str = "eager", kv_update: str | None = None
+                      ) -> dict:
     """``cm.analyze`` options that describe a pass of the PyTorch reference model with this
     cache strategy and attention path (its LM head runs on the last position, every q×K score
-    is computed)."""
-    return {"attention": attention_option(attn_impl), "causal": "full", "lm_head": "last",
-            **cache_options(cache)}
+    is computed, the experts of a mixture run one call each). ``kv_update``: what a measurement
+    recorded for a dynamic cache (one of :data:`DYNAMIC_KV_UPDATES`; default: how the reference
+    model now runs)."""
+    options = {"attention": attention_option(attn_impl), "causal": "full", "lm_head": "last",
+               "moe_dispatch": "loop", **cache_options(cache)}
+    if kv_update is not None:
+        allowed = DYNAMIC_KV_UPDATES if cache == "dynamic" else (options["kv_update"],)
+        options["kv_update"] = check_choice("kv_update", kv_update, allowed)
+    return options
 
 
-__all__ = ["ATTENTION_IMPLS", "CACHES", "MEASURED_PHASES", "PHASES", "REGIMES", "Pass",
-           "attention_option", "regime",
+__all__ = ["ATTENTION_IMPLS", "CACHES", "DYNAMIC_KV_UPDATES", "MEASURED_PHASES", "PHASES",
+           "REGIMES", "Pass", "attention_option", "regime",
            "cache_options", "phase_pass", "reference_options", "substitute", "writes_cache"]

@@ -3,6 +3,8 @@ speculative CSV) all-or-nothing."""
 
 from __future__ import annotations
 
+import io
+
 import pandas as pd
 import pytest
 
@@ -47,6 +49,20 @@ def test_llama_variant_is_gqa():
 def test_grids_and_points():
     assert len(grid_points("full")) == 120
     assert len(grid_points("tiny")) == 4
+    assert len(grid_points("modern")) == 4 * 2 * 3 * 4        # models × B × s × phases
+    # the GPU grid: 4 models × B {1, 8, 64} × s {128, 1024, 4096} × (eager 3 phases, compiled
+    # the static decode step, Hugging Face 3 phases); a static cache of s + 1 positions
+    gpu = grid_points("gpu", "bf16")
+    assert len(gpu) == 4 * 3 * 3 * 7 and {p.dtype for p in gpu} == {"bf16"}
+    assert {p.engine for p in gpu} == {"eager", "compiled", "hf"}
+    assert all(p.static_max_len == p.context + 1 for p in gpu if p.phase == "decode_static")
+    assert len(grid_points("kit-tiny")) == 36 + 4 + 36
+    p = Point("gpu-gpt2", 8, 1024, "decode_static", "bf16", "compiled", 1025)
+    assert p.point_id == "gpu-gpt2|B8|s1024|decode_static|bf16|compiled"
+    with pytest.raises(ValueError, match="engine"):
+        Point("gpu-gpt2", 1, 8, "prefill", engine="vllm")
+    with pytest.raises(ValueError, match="static_max_len"):
+        Point("gpu-gpt2", 1, 8, "decode_static", static_max_len=8)
     # decode: one new token on s cached ones; the static cache is written in place
     assert Point("gpt-nano", 2, 64, "decode_static").workload == (1, 64, "static")
     assert Point("gpt-nano", 2, 64, "prefill").workload == (64, 0, "dynamic")
@@ -156,3 +172,35 @@ def test_measure_then_both_files_together(old_outputs, two_points, monkeypatch):
                  "--quiet"]) == 0
     assert len(pd.read_csv(out)) == 2
     assert pd.read_csv(spec)["method"].tolist() == ["target_only"]
+
+
+def test_appending_keeps_the_rows_a_file_has(two_points, tmp_path, capsys):
+    """--append adds points after the file's own rows, which stay as they were cell for cell
+    (an older file gains the newer columns with the values its rows had); a point measured
+    again is refused, and a failed append leaves the file alone."""
+    from costmodel.validation.measure import appended_text
+
+    out, rows = two_points
+    older = tmp_path / "older.csv"
+    df = pd.read_csv(out, dtype=str, keep_default_na=False)
+    df.drop(columns=["engine", "flops_counted", "moe_dispatch", "n_experts"]).to_csv(
+        older, index=False)
+    before = older.read_text()
+    more = measure([Point("gpt-nano", 1, 8, "prefill")], repeats=2, warmup=1,
+                   min_time=0.002)
+    text = appended_text(older, more)
+    new = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    assert list(new.columns) == list(COLUMNS) and len(new) == 3
+    kept = new.iloc[:2]
+    for col in df.columns:
+        if col in ("engine", "flops_counted", "moe_dispatch", "n_experts"):
+            continue
+        assert list(kept[col]) == list(df[col]), col
+    assert list(kept["engine"]) == ["eager"] * 2 and list(kept["flops_counted"]) == [""] * 2
+    assert list(kept["n_experts"]) == ["0"] * 2
+    with pytest.raises(ValueError, match="already has 1 of these points"):
+        appended_text(out, rows[:1])
+    assert main(["measure", "--grid", "tiny", "--out", str(tmp_path / "nope.csv"),
+                 "--append"]) == 2
+    assert "cannot be read" in capsys.readouterr().err
+    assert older.read_text() == before

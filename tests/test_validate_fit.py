@@ -24,6 +24,7 @@ from costmodel.validation.fit import (
     terms_of,
 )
 from costmodel.validation.io import analysis_kwargs, read_measurements, spec_of
+from costmodel.validation.measure import grid_models
 from costmodel.validation.speculative import speculative_prediction
 from costmodel.workload import reference_options
 
@@ -117,7 +118,7 @@ def test_the_fitted_json_prices_like_the_validation(committed):
         assert got == want, row["point_id"]     # bit for bit: one pricing
         q, c = int(row["new_tokens"]), int(row["cached_tokens"])
         assert predict(spec_of(row), hw, int(row["batch"]), q, c, row["cache"],
-                       **FP32) == got
+                       kv_update=row["kv_update"], **FP32) == got
     # the ideal roofline is the calibration itself: every η = 1, no overhead
     for _, row in df.head(8).iterrows():
         ideal = cm.analyze(spec_of(row), cal, **analysis_kwargs(row), kernel_overhead=0).time
@@ -187,17 +188,28 @@ def test_speculative_prediction_prices_the_reference_loop():
 
 
 def test_the_committed_options_are_the_reference_models():
-    """The reference's dynamic cache grows by torch.cat (concat), its static cache is written
-    in place, its eager attention is the operator model's eager attention, SDPA is fused —
-    and the committed rows recorded exactly these options."""
+    """The reference's dynamic cache grows in place (a buffer with spare capacity), its static
+    cache is written in place, its eager attention is the operator model's eager attention,
+    SDPA is fused, its experts run one call each — and every committed row recorded the
+    options it ran with: rows measured before the cache grew in place say ``concat`` (the
+    ``torch.cat`` cache they ran), later rows ``inplace``."""
     assert reference_options("dynamic") == {"attention": "eager", "causal": "full",
-                                            "lm_head": "last", "kv_update": "concat",
-                                            "kv_cache": True}
+                                            "lm_head": "last", "kv_update": "inplace",
+                                            "kv_cache": True, "moe_dispatch": "loop"}
+    assert reference_options("dynamic", kv_update="concat")["kv_update"] == "concat"
+    with pytest.raises(ValueError, match="kv_update"):
+        reference_options("static", kv_update="concat")
     assert reference_options("static", "sdpa")["attention"] == "fused"
     assert reference_options("none")["kv_cache"] is False
     raw = pd.read_csv(GRID)
     for _, row in raw.iterrows():
-        opts = reference_options(row["cache"], "eager")
+        opts = reference_options(row["cache"], "eager", row["kv_update"])
         assert (row["attention"], row["causal"], row["lm_head"], row["kv_update"],
                 bool(row["kv_cache"])) == (opts["attention"], opts["causal"], opts["lm_head"],
                                            opts["kv_update"], opts["kv_cache"])
+    modern = raw[raw["model"].isin(grid_models("modern"))]
+    dynamic = modern[modern["cache"] == "dynamic"]
+    assert len(dynamic) and (dynamic["kv_update"] == "inplace").all()
+    assert (modern["moe_dispatch"] == "loop").all()
+    older = raw[raw["model"].isin(grid_models("full")) & (raw["cache"] == "dynamic")]
+    assert len(older) and (older["kv_update"] == "concat").all()

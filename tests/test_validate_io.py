@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from costmodel.cli import main
-from costmodel.validation.io import read_measurements, read_speculative
+from costmodel.validation.io import MODERN_SPEC_COLUMNS, read_measurements, read_speculative
+from costmodel.validation.measure import grid_models
 from costmodel.validation.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +45,12 @@ def _set(df: pd.DataFrame, row: int, col: str, value) -> pd.DataFrame:
 
 def test_the_committed_files_read_clean(grid):
     df = read_measurements(GRID, checks=True)
-    assert len(df) == 120 and df["batch"].dtype.kind == "i"
+    assert len(df) == 120 + 96 and df["batch"].dtype.kind == "i"     # full grid + modern
+    # the rows measured before the dynamic cache grew in place ran torch.cat: they say so
+    older = df["model"].isin(grid_models("full")) & (df["cache"] == "dynamic")
+    assert (df.loc[older, "kv_update"] == "concat").all() and older.sum() == 60
+    assert (df.loc[~older & (df["cache"] == "dynamic"), "kv_update"] == "inplace").all()
+    assert (df.loc[df["model"].isin(grid_models("modern")), "flops_counted"] > 0).all()
     assert (df["context"] == df["cached_tokens"].where(df["phase"].str.startswith("decode"),
                                                       df["new_tokens"])).all()
     base, rows = read_speculative(SPECULATIVE)
@@ -84,7 +90,26 @@ GRID_CASES = {
     "repeats": (5, "repeats", 0, r"repeats: must be a positive integer"),
     "clock": (5, "clock", "sundial", r"clock: unknown 'sundial'"),
     "p90": (5, "time_p90_s", -2.0, r"time_p90_s: must be a number > 0"),
+    "static cache by concat": (2, "kv_update", "concat",
+                               r"kv_update: a static cache is updated inplace, got 'concat'"),
+    "kv_update unknown": (1, "kv_update", "append", r"kv_update: unknown 'append'"),
+    "engine": (0, "engine", "vllm", r"engine: unknown 'vllm'"),
+    "flops counted": (0, "flops_counted", 1.5, r"flops_counted: must be .*integer"),
+    "window": (0, "sliding_window", -1, r"sliding_window: must be an integer"),
+    "experts without a router": (0, "experts_per_token", 2, r"needs n_experts > 0"),
+    "moe dispatch": (0, "moe_dispatch", "grouped", r"moe_dispatch: the reference model runs"),
 }
+
+
+def test_older_files_are_read_as_they_ran(grid, tmp_path):
+    """A file from before the engine, FLOP, kv_update and modern columns: eager, dense, its
+    dynamic cache the torch.cat one it ran, its FLOPs counted again on the meta device."""
+    new = ["kv_update", "moe_dispatch", "engine", "flops_counted", *MODERN_SPEC_COLUMNS]
+    df = read_measurements(_write(tmp_path, grid.drop(columns=new)), checks=True)
+    assert (df.loc[df["cache"] == "dynamic", "kv_update"] == "concat").all()
+    assert (df.loc[df["cache"] != "dynamic", "kv_update"] == "inplace").all()
+    assert (df["engine"] == "eager").all() and (df["flops_counted"] == -1).all()
+    assert (df["n_experts"] == 0).all() and (df["sliding_window"] == 0).all()
 
 
 @pytest.mark.parametrize("case", list(GRID_CASES))

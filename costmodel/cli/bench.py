@@ -2,7 +2,7 @@
 
 ``analyze``, ``startup`` and ``sweep`` measure the core (:mod:`costmodel.bench`) and print
 their figures as tables beside their targets (``--format csv|json`` too). ``kv``, ``position``,
-``static``, ``speculative`` and ``hfcompare`` run the PyTorch reference model
+``static``, ``speculative``, ``hfcompare`` and ``mbu`` run the PyTorch reference model
 (:mod:`costmodel.reference.bench`, needs the ``torch`` extra) and ``e0294`` the E0294 teaching
 model's benchmark mode; those print their own tables and write CSV/PNG under ``--out``.
 """
@@ -39,6 +39,8 @@ REFERENCE = {
     "static": "static vs dynamic KV cache step latency vs context",
     "speculative": "tokens/s target-only vs speculative for gamma = 1..8, measured acceptance",
     "hfcompare": "our gpt2 KV decode step vs Hugging Face transformers' GPT-2",
+    "mbu": "decode-step bandwidth utilisation vs the copy bandwidth, and the dynamic cache vs "
+           "Hugging Face's GPT-2 (gpt2 fp32, one thread)",
     "e0294": "E0294 2-layer model: latency with and without KV cache vs sequence length",
 }
 BENCHMARKS = {**CORE, **REFERENCE}
@@ -126,7 +128,7 @@ def _run_reference(name: str, options: list[str]) -> None:
 
 
 @subcommand("bench", "run a benchmark (analyze, startup, sweep, plan; reference model: kv, "
-            "position, static, speculative, hfcompare, e0294)", _add_bench)
+            "position, static, speculative, hfcompare, mbu, e0294)", _add_bench)
 def _run_bench(args: argparse.Namespace) -> list[Result]:
     if args.benchmark in CORE:
         return [_result(t) for t in _core(args)]

@@ -6,6 +6,7 @@
                        --hardware data/hardware/cpu.json --out data/validation/ \\
                        --save-fitted data/hardware/cpu-fitted.json
     costmodel validate --published [CSV] [--out data/validation/published] [--save-engines]
+    costmodel validate --kit --device cuda --out DIR --budget 300   # calibrate + measure + …
 
 Each registers with :func:`costmodel.cli.registry.subcommand`; bad input raises ValueError,
 which the CLI prints as one line and exits 2. A command's files are written all or none
@@ -93,11 +94,22 @@ def _run_calibrate(args: argparse.Namespace) -> Result:
 
 
 def _add_measure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--grid", choices=("tiny", "small", "full"), default="small",
+    p.add_argument("--grid", choices=("tiny", "small", "full", "modern", "gpu", "kit-tiny"),
+                   default="small",
                    help="tiny: 4 gpt-nano points; small: 32 points; full: 120 points "
-                        "(5 models × B 1, 4 × s 32, 128, 512 × 4 phases); default small")
+                        "(5 models × B 1, 4 × s 32, 128, 512 × 4 phases); modern: the MoE and "
+                        "sliding-window models on the full grid's batches and contexts (96 "
+                        "points); gpu: real sizes (GPT2-XL, a Llama-3-8B-shaped model, a small "
+                        "MoE, GPT-2) at B 1, 8, 64 × s 128, 1024, 4096 on three engines "
+                        "(eager, compiled, Hugging Face); kit-tiny: the gpu grid's code paths "
+                        "at tiny sizes; default small")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto; default cpu")
-    p.add_argument("--dtype", default="fp32", help="fp32 or bf16; default fp32")
+    p.add_argument("--dtype", default=None,
+                   help="fp32, bf16 or fp16; default fp32 on a CPU, bf16 on a GPU")
+    p.add_argument("--budget", type=positive_number, default=None, metavar="SECONDS",
+                   help="seconds the measurement may take: the grid is trimmed (largest points "
+                        "first) to fit, and an engine that fails on a model is skipped with "
+                        "its reason")
     p.add_argument("--out", "-o", required=True, metavar="FILE.csv", help="CSV to write")
     p.add_argument("--repeats", type=positive_int, default=5, help="timed repeats per round")
     p.add_argument("--warmup", type=_nonneg_int, default=2, help="untimed calls first; default 2")
@@ -106,12 +118,15 @@ def _add_measure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads; default 1")
     p.add_argument("--max-time", type=positive_number, default=3.0,
                    help="seconds of timed repeats per point and round; default 3")
-    p.add_argument("--clock", choices=("thread", "wall"), default=None,
-                   help="default: thread with 1 CPU thread, else wall")
+    p.add_argument("--clock", choices=("thread", "wall", "cuda"), default=None,
+                   help="default: cuda (events) on a GPU, thread with 1 CPU thread, else wall")
     p.add_argument("--speculative", action="store_true",
                    help="also time speculative decoding of the committed text target/draft "
                         "pair for γ = 1…8 into <out stem>_speculative.csv (both files are "
                         "written together or not at all)")
+    p.add_argument("--append", action="store_true",
+                   help="add the measured points to the rows --out already holds (kept as "
+                        "they are); a point it holds already is refused")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -120,16 +135,29 @@ def _run_measure(args: argparse.Namespace) -> Result:
     measuring = validation.measure
     t0 = time.perf_counter()
     spath = validation.io.speculative_path(args.out) if args.speculative else None
+    if args.append and args.speculative:
+        raise ValueError("measure: --append adds grid points; measure --speculative into a "
+                         "file of its own")
     with OutputSet() as files:
+        if args.append:
+            measuring.appended_text(args.out, [])  # the file to add to is checked first
         files.write_bytes(args.out, b"")           # destinations checked before measuring
         if spath is not None:
             files.write_bytes(spath, b"")
-        rows = measuring.measure(args.grid, args.device, args.dtype, repeats=args.repeats,
+        dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
+        skipped: list = []
+        rows = measuring.measure(args.grid, args.device, dtype, repeats=args.repeats,
                                  warmup=args.warmup, threads=args.threads, rounds=args.rounds,
                                  max_time=args.max_time, clock=args.clock,
-                                 progress=_progress(not args.quiet))
-        notes = [f"wrote {args.out}: {len(rows)} points in {time.perf_counter() - t0:.0f} s"]
-        files.write_text(args.out, measuring.measurements_text(rows))
+                                 progress=_progress(not args.quiet), budget=args.budget,
+                                 skipped=skipped)
+        notes = [f"wrote {args.out}: {len(rows)} points in {time.perf_counter() - t0:.0f} s"
+                 + (" (appended)" if args.append else "")]
+        if skipped:
+            notes.append(f"skipped {len(skipped)} points (first: {skipped[0][0]}: "
+                         f"{skipped[0][1]})")
+        files.write_text(args.out, measuring.appended_text(args.out, rows) if args.append
+                         else measuring.measurements_text(rows))
         if spath is not None:
             spec_rows = measuring.measure_speculative(device=args.device, threads=args.threads)
             files.write_text(spath, measuring.speculative_text(spec_rows))
@@ -148,13 +176,15 @@ def _run_measure(args: argparse.Namespace) -> Result:
 
 def _add_validate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--measurements", "-m", metavar="FILE.csv",
-                   help="CSV written by `costmodel measure` (needed without --published)")
+                   help="CSV written by `costmodel measure` (needed without --published "
+                        "or --kit)")
     p.add_argument("--hardware", "-H", metavar="FILE.json",
                    help="calibration written by `costmodel calibrate` (needed without "
-                        "--published)")
+                        "--published or --kit)")
     p.add_argument("--out", "-o", metavar="DIR",
-                   help="folder for the report, the tables and the figures (needed without "
-                        "--published; with it, default data/validation/published)")
+                   help="folder for the report, the tables and the figures (with --kit: for "
+                        "everything the kit writes; with --published, default "
+                        "data/validation/published)")
     p.add_argument("--published", nargs="?", const="", default=None, metavar="FILE.csv",
                    help="hold the predictions against the published GPU measurements "
                         "(default data/published/measurements.csv): fit the engine profiles, "
@@ -162,6 +192,19 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-engines", action="store_true",
                    help="with --published: also write the fitted profiles and bands into "
                         "costmodel/data/engines.csv and engine_bands.csv")
+    p.add_argument("--kit", action="store_true",
+                   help="run the whole measurement kit: calibrate this machine, measure the "
+                        "grid on three engines (eager, compiled, Hugging Face), validate each "
+                        "and report, into --out (docs/GPU_KIT.md)")
+    p.add_argument("--device", default="cuda",
+                   help="with --kit: cuda, cuda:N or cpu; default cuda")
+    p.add_argument("--grid", choices=("gpu", "tiny"), default="gpu",
+                   help="with --kit: gpu (real sizes) or tiny (the same code paths at tiny "
+                        "sizes, seconds on a CPU); default gpu")
+    p.add_argument("--budget", type=positive_number, default=300.0, metavar="SECONDS",
+                   help="with --kit: seconds the whole run may take; the grid is trimmed, "
+                        "largest points first, to fit; default 300")
+    p.add_argument("--quiet", action="store_true", help="with --kit: no progress on stderr")
     p.add_argument("--speculative", metavar="FILE.csv", default=None,
                    help="speculative measurements; default <measurements stem>_speculative.csv "
                         "when it exists")
@@ -171,18 +214,54 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
                         "a HardwareSpec JSON, e.g. data/hardware/cpu-fitted.json")
 
 
+def _run_kit(args: argparse.Namespace) -> list[Result]:
+    kit = validation.kit
+    t0 = time.perf_counter()
+
+    def progress(stage: str, message: str) -> None:
+        if not args.quiet:
+            print(f"[{time.perf_counter() - t0:6.1f} s] {stage}: {message}", file=sys.stderr,
+                  flush=True)
+
+    r = kit.run_kit(args.out, args.device, args.grid, args.budget, progress=progress)
+    rows = [{"engine": e, "points": v["points"],
+             "flops_exact": f"{v['flops_exact']}/{v['points']}",
+             "kv_exact": f"{v['kv_exact']}/{v['points']}",
+             "calibrated_median": f"{100 * v['calibrated_median']:.1f} %",
+             "calibrated_p90": f"{100 * v['calibrated_p90']:.1f} %",
+             "ideal_median": f"{100 * v['ideal_median']:.1f} %"}
+            for e, v in r.summary["engines"].items()]
+    s = r.summary["seconds"]
+    notes = [f"{r.summary['device_name']}: {s['total']:.1f} s (budget {args.budget:g} s): "
+             f"calibrate {s['calibrate']:.1f} s, measure {s['measure']:.1f} s, validate "
+             f"{s['validate']:.1f} s; {r.summary['measured_points']} points measured, "
+             f"{r.summary['skipped_points']} skipped",
+             f"wrote {len(r.files)} files under {r.out_dir} (report: "
+             f"{r.out_dir / kit.REPORT_FILE})"]
+    return [Result(rows, title="Measurement kit", notes=notes)]
+
+
 @subcommand("validate", "hold the predictions against measurements; write the report",
             _add_validate)
 def _run_validate(args: argparse.Namespace) -> list[Result]:
     if args.published is not None:
+        if args.kit:
+            raise ValueError("validate: --published and --kit are two runs; give one")
         return _run_published(args)
     if args.save_engines:
         raise ValueError("--save-engines: only with --published")
+    if args.kit:
+        if args.measurements or args.hardware:
+            raise ValueError("validate: --kit measures and calibrates itself; give no "
+                             "--measurements or --hardware")
+        if args.out is None:
+            raise ValueError("validate: --out required with --kit")
+        return _run_kit(args)
     missing = [flag for flag, value in (("--measurements", args.measurements),
                                         ("--hardware", args.hardware), ("--out", args.out))
                if value is None]
     if missing:
-        raise ValueError(f"validate: {', '.join(missing)} required (or --published)")
+        raise ValueError(f"validate: {', '.join(missing)} required (or --published, or --kit)")
     r = validation.validate.validate(args.measurements, args.hardware, args.out,
                                      speculative_csv=args.speculative,
                                      fitted_hardware_json=args.save_fitted)

@@ -27,6 +27,9 @@ CHOICES = {
 LLAMA_STYLE = dict(norm="rmsnorm", positions="rotary", mlp="swiglu", bias=False,
                    tie_embeddings=False)
 SPEC_SOURCE = "costmodel.reference.config.GPTConfig"
+#: The mixture-of-experts fields (at their defaults for a dense model).
+MOE_FIELDS = ("n_experts", "experts_per_token", "d_ff_expert", "n_shared_experts", "d_ff_shared",
+              "dense_layers", "router_bias")
 
 
 @dataclass
@@ -38,7 +41,19 @@ class GPTConfig:
     ``gelu_approximate="tanh"`` is GPT-2's / minGPT's GELU; nanoGPT checkpoints use ``"none"``.
     ``attn_impl="eager"`` computes attention with explicit matmuls (so FLOP counters see it);
     ``"sdpa"`` uses ``F.scaled_dot_product_attention``. ``bias`` puts a bias on every linear
-    layer but the LM head (and on LayerNorm).
+    layer but the LM head and the shared experts (and on LayerNorm).
+
+    Modern architectures, with the meaning of the ModelSpec fields of the same names:
+
+    * ``sliding_window`` = W > 0 makes ``window_layers`` layers (all by default) attend to the
+      last W tokens (the new token and W − 1 cached ones); which layers: spread evenly, layer
+      i when ⌊(i + 1) L_w / L⌋ > ⌊i L_w / L⌋ (every other layer for L_w = L / 2).
+    * ``n_experts`` = E > 0 replaces the MLP of every layer but the first ``dense_layers`` by a
+      mixture of experts: a router Linear (d → E, ``router_bias``), each token's
+      ``experts_per_token`` = k highest logits picked and their softmax weighting k expert MLPs
+      of width ``d_ff_expert`` (default ``d_ff``; the MLP's type: GELU or SwiGLU), plus
+      ``n_shared_experts`` always-on experts as one MLP of width ``d_ff_shared`` (default
+      n_shared · d_ff_expert, no biases).
     """
 
     n_layer: int = 12
@@ -58,6 +73,15 @@ class GPTConfig:
     rope_theta: float = 10000.0
     gelu_approximate: Literal["tanh", "none"] = "tanh"
     attn_impl: Literal["sdpa", "eager"] = "sdpa"
+    sliding_window: int = 0
+    window_layers: int | None = None
+    n_experts: int = 0
+    experts_per_token: int = 0
+    d_ff_expert: int | None = None
+    n_shared_experts: int = 0
+    d_ff_shared: int | None = None
+    dense_layers: int = 0
+    router_bias: bool = False
     name: str = field(default="custom", compare=False)
 
     def __post_init__(self) -> None:
@@ -86,6 +110,51 @@ class GPTConfig:
             raise ValueError(f"rotary positions need an even head_dim, got {self.head_dim}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+        self._check_modern()
+
+    def _check_modern(self) -> None:
+        """Sliding window and mixture-of-experts fields (the ModelSpec rules)."""
+        for f in ("sliding_window", "n_experts", "experts_per_token", "n_shared_experts",
+                  "dense_layers"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"GPTConfig.{f} must be an int >= 0, got {v!r}")
+        if not isinstance(self.router_bias, bool):
+            raise ValueError(f"GPTConfig.router_bias must be true or false, got "
+                             f"{self.router_bias!r}")
+        if self.window_layers is None:
+            self.window_layers = self.n_layer if self.sliding_window else 0
+        wl = self.window_layers
+        if isinstance(wl, bool) or not isinstance(wl, int) or not 0 <= wl <= self.n_layer:
+            raise ValueError(f"GPTConfig.window_layers must be an int in [0, n_layer="
+                             f"{self.n_layer}], got {wl!r}")
+        if wl and not self.sliding_window:
+            raise ValueError("GPTConfig.window_layers: window layers need a sliding_window > 0")
+        if self.n_experts:
+            if not 1 <= self.experts_per_token <= self.n_experts:
+                raise ValueError(f"GPTConfig.experts_per_token must lie in [1, n_experts="
+                                 f"{self.n_experts}], got {self.experts_per_token!r}")
+            if self.d_ff_expert is None:
+                self.d_ff_expert = self.d_ff
+            if self.dense_layers > self.n_layer:
+                raise ValueError(f"GPTConfig.dense_layers must be at most n_layer="
+                                 f"{self.n_layer}, got {self.dense_layers}")
+        else:
+            for f in ("experts_per_token", "n_shared_experts", "dense_layers"):
+                if getattr(self, f):
+                    raise ValueError(f"GPTConfig.{f} needs n_experts > 0 (a mixture of "
+                                     "experts)")
+            if self.d_ff_expert is not None or self.router_bias:
+                raise ValueError("GPTConfig.d_ff_expert, router_bias need n_experts > 0")
+        if self.n_shared_experts:
+            if self.d_ff_shared is None:
+                self.d_ff_shared = self.n_shared_experts * self.d_ff_expert
+        elif self.d_ff_shared is not None:
+            raise ValueError("GPTConfig.d_ff_shared needs n_shared_experts > 0")
+        for f in ("d_ff_expert", "d_ff_shared"):
+            v = getattr(self, f)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+                raise ValueError(f"GPTConfig.{f} must be a positive int, got {v!r}")
 
     @property
     def head_dim(self) -> int:
@@ -95,6 +164,16 @@ class GPTConfig:
     def kv_dim(self) -> int:
         """C_kv = n_kv_head * head_dim, the width of one cached K (or V) row."""
         return self.n_kv_head * self.head_dim
+
+    def is_window_layer(self, i: int) -> bool:
+        """Whether layer ``i`` attends through the sliding window: the ``window_layers`` layers
+        spread evenly, ⌊(i + 1) L_w / L⌋ > ⌊i L_w / L⌋."""
+        n, w = self.n_layer, self.window_layers
+        return (i + 1) * w // n > i * w // n
+
+    def is_moe_layer(self, i: int) -> bool:
+        """Whether layer ``i`` has routed experts (all but the first ``dense_layers``)."""
+        return self.n_experts > 0 and i >= self.dense_layers
 
     # ---- the calculator's view
     def to_spec(self) -> ModelSpec:
@@ -113,7 +192,12 @@ class GPTConfig:
                          activation="silu" if swiglu else "gelu", norm=self.norm,
                          qkv_bias=self.bias, out_bias=self.bias, mlp_bias=self.bias,
                          lm_head_bias=False, tied_embeddings=self.tie_embeddings,
-                         positions=self.positions, source=SPEC_SOURCE)
+                         positions=self.positions, sliding_window=self.sliding_window,
+                         window_layers=self.window_layers, n_experts=self.n_experts,
+                         experts_per_token=self.experts_per_token,
+                         d_ff_expert=self.d_ff_expert, n_shared_experts=self.n_shared_experts,
+                         d_ff_shared=self.d_ff_shared, dense_layers=self.dense_layers,
+                         router_bias=self.router_bias, source=SPEC_SOURCE)
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, **overrides: Any) -> GPTConfig:
@@ -122,10 +206,21 @@ class GPTConfig:
         tanh GELU, ``norm_eps=1e-5``). A ModelSpec the reference GPT cannot build is refused
         by name: a head_dim other than d_model / n_heads, biases on some linear layers but not
         others, an LM-head bias, an MLP other than GELU or SwiGLU (SiLU-gated), a LayerNorm
-        without biases."""
+        without biases, and what the reference GPT does not build (multi-head latent
+        attention, q/k norms, attention sinks, post-norms, partial rotary). Sliding windows and
+        mixtures of experts carry over."""
         if not isinstance(spec, ModelSpec):
             raise ValueError(f"spec: expected a ModelSpec, got {type(spec).__name__} (use "
                              "GPTConfig.from_preset for a preset name)")
+        unbuilt = [(spec.mla, "multi-head latent attention (kv_lora_rank > 0)"),
+                   (spec.qk_norm, "q/k norms (qk_norm)"),
+                   (spec.attention_sinks, "attention sinks"),
+                   (spec.norms_per_layer != 2, f"norms_per_layer = {spec.norms_per_layer}"),
+                   (spec.rotary_fraction != 1, f"partial rotary (rotary_fraction = "
+                                               f"{spec.rotary_fraction})")]
+        for flag, what in unbuilt:
+            if flag:
+                raise ValueError(f"{spec.name}: {what}; the reference GPT does not build it")
         if spec.d_model % spec.n_heads or spec.head_dim != spec.d_model // spec.n_heads:
             raise ValueError(f"{spec.name}: head_dim {spec.head_dim} is not d_model / n_heads "
                              f"= {spec.d_model} / {spec.n_heads}; the reference GPT derives it")
@@ -142,11 +237,16 @@ class GPTConfig:
         if spec.norm == "layernorm" and not spec.qkv_bias:
             raise ValueError(f"{spec.name}: LayerNorm with linear layers without bias; the "
                              "reference GPT's bias flag covers both")
+        modern = dict(sliding_window=spec.sliding_window, window_layers=spec.window_layers,
+                      n_experts=spec.n_experts, experts_per_token=spec.experts_per_token,
+                      d_ff_expert=spec.d_ff_expert, n_shared_experts=spec.n_shared_experts,
+                      d_ff_shared=spec.d_ff_shared, dense_layers=spec.dense_layers,
+                      router_bias=spec.router_bias)
         kw = dict(n_layer=spec.n_layers, n_head=spec.n_heads, n_embd=spec.d_model,
                   n_kv_head=spec.n_kv_heads, d_ff=spec.d_ff, vocab_size=spec.vocab_size,
                   block_size=spec.max_context, bias=spec.qkv_bias, norm=spec.norm,
                   positions=spec.positions, mlp="swiglu" if spec.gated_mlp else "gelu",
-                  tie_embeddings=spec.tied_embeddings, name=spec.name)
+                  tie_embeddings=spec.tied_embeddings, name=spec.name, **modern)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -168,7 +268,16 @@ class GPTConfig:
         return cls(**{**LLAMA_STYLE, "name": "llama-style", **kwargs})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict; the sliding-window and mixture-of-experts fields only where
+        they are in use, so a dense config's dict is the one older files recorded."""
+        d = asdict(self)
+        if not self.sliding_window:
+            for f in ("sliding_window", "window_layers"):
+                d.pop(f)
+        if not self.n_experts:
+            for f in MOE_FIELDS:
+                d.pop(f)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> GPTConfig:
@@ -180,4 +289,4 @@ class GPTConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-__all__ = ["CHOICES", "GPTConfig", "LLAMA_STYLE"]
+__all__ = ["CHOICES", "GPTConfig", "LLAMA_STYLE", "MOE_FIELDS"]

@@ -3,24 +3,33 @@
 Architecture (defaults = GPT-2): learned absolute positions, pre-LayerNorm blocks, GELU MLP with
 a 4x hidden layer, LM head tied to the token embedding. The same ``GPTConfig`` also describes a
 Llama-style variant (RMSNorm, rotary positions, SwiGLU MLP with its own ``d_ff``, grouped-query
-attention via ``n_kv_head``, no biases, untied head), so GQA models can be measured too.
+attention via ``n_kv_head``, no biases, untied head), so GQA models can be measured too, and
+the modern layers the calculator prices: sliding-window attention on some layers and a mixture
+of experts (router, top-k experts, shared experts; see :class:`GPTConfig`).
 
 Every forward pass is ``B`` sequences, each adding ``q`` new tokens that attend to ``c`` cached
-tokens plus themselves (causal). Three ways to run it:
+tokens plus themselves (causal; a window layer to the last W of them). Three ways to run it:
 
 * **no cache** -- ``logits, loss = model(idx)``: re-encode the whole context (``q = T, c = 0``).
 * **dynamic cache** (seed 001 / minGPT homework contract) --
   ``logits, loss, kv_cache = model(idx, kv_cache=kv_cache)``. ``kv_cache`` is a list with one
   entry per layer, each ``[k, v]`` with shape ``(B, c, C_kv)`` (stored *before* the head split,
-  ``C_kv = n_kv_head * head_dim``), or ``None`` for a layer not yet populated. Start with
-  ``model.empty_kv_cache()`` (= ``[None] * n_layer``). When the cache is populated, ``idx`` holds
-  only the **new** tokens; ``compute_first=True`` ignores whatever the cache holds and encodes
-  ``idx`` from position 0, populating the cache from scratch. The cache grows by concatenation.
+  ``C_kv = n_kv_head * head_dim``; a window layer holds its last W − 1 rows), or ``None`` for a
+  layer not yet populated. Start with ``model.empty_kv_cache()`` (= ``[None] * n_layer``). When
+  the cache is populated, ``idx`` holds only the **new** tokens; ``compute_first=True`` ignores
+  whatever the cache holds and encodes ``idx`` from position 0, populating the cache from
+  scratch. The tensors are views into buffers with spare capacity: a step writes its new rows
+  in place (:mod:`costmodel.reference.caches`: growth is geometric, so amortised O(1) rows).
 * **static cache** (CS229S / gpt-fast style) -- ``model.setup_static_cache(B, max_len)`` registers
-  preallocated buffers ``(B, n_kv_head, max_len, head_dim)`` in every attention layer;
-  ``logits, loss = model(idx, input_pos=p)`` writes the new keys/values in place at positions
-  ``p .. p+q-1`` and attends to positions ``0 .. p+q-1``. Rolling back is just passing an earlier
-  ``input_pos``.
+  preallocated buffers in every attention layer; ``logits, loss = model(idx, input_pos=p)``
+  writes the new keys/values in place at positions ``p .. p+q-1`` and attends to positions
+  ``0 .. p+q-1``. Rolling back is just passing an earlier ``input_pos``.
+
+Attention runs as explicit matmuls (``attn_impl="eager"``: FLOP counters see them; the caches
+are then stored so a decode step's products stream through memory: channel-major, K head-major
+in the static cache) or through
+``F.scaled_dot_product_attention`` (``"sdpa"``: token-major dynamic and head-major static
+caches, as fused kernels want them).
 
 Return contract of ``GPT.forward``: ``(logits, loss)``, plus the updated dynamic cache as a third
 element iff a ``kv_cache`` argument (not ``None``) was passed. When ``targets`` is ``None`` the LM
@@ -36,90 +45,27 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from costmodel.reference.caches import DynamicKVCache, StaticKVCache, append_rows, blank_entry
 from costmodel.reference.config import LLAMA_STYLE, GPTConfig
-
-# ----------------------------------------------------------------------------- caches
-
-
-class DynamicKVCache(list):
-    """Seed-001 dynamic cache: a list with one ``[k, v]`` (or ``None``) per layer.
-
-    ``k`` and ``v`` have shape ``(B, seq, C_kv)``. Being a ``list``, it is exactly the homework's
-    contract; the extra methods are conveniences.
-    """
-
-    @property
-    def seq_len(self) -> int:
-        """Number of cached positions (0 when empty)."""
-        return 0 if not self or self[0] is None else int(self[0][0].size(1))
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the cache tensors (sum of ``nbytes`` of every k and v)."""
-        return sum(t.nbytes for entry in self if entry is not None for t in entry)
-
-    def crop(self, length: int) -> DynamicKVCache:
-        """Keep the first ``length`` positions (used to roll back rejected speculative tokens)."""
-        return DynamicKVCache(
-            None if e is None else [e[0][:, :length], e[1][:, :length]] for e in self
-        )
-
-
-class StaticKVCache(nn.Module):
-    """Per-layer static cache (gpt-fast ``KVCache``): ``(B, n_kv_head, max_len, hd)`` buffers."""
-
-    def __init__(
-        self,
-        batch_size: int,
-        n_kv_head: int,
-        max_len: int,
-        head_dim: int,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ):
-        super().__init__()
-        shape = (batch_size, n_kv_head, max_len, head_dim)
-        self.register_buffer(
-            "k_cache", torch.zeros(shape, dtype=dtype, device=device), persistent=False
-        )
-        self.register_buffer(
-            "v_cache", torch.zeros(shape, dtype=dtype, device=device), persistent=False
-        )
-
-    @property
-    def batch_size(self) -> int:
-        return self.k_cache.size(0)
-
-    @property
-    def max_len(self) -> int:
-        return self.k_cache.size(2)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes actually allocated for this layer's K and V buffers."""
-        return self.k_cache.nbytes + self.v_cache.nbytes
-
-    def update(
-        self, input_pos: int, k: torch.Tensor, v: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write ``k, v`` (B, n_kv_head, q, hd) at ``input_pos`` in place; return the prefix."""
-        end = input_pos + k.size(2)
-        self.k_cache[:, :, input_pos:end] = k
-        self.v_cache[:, :, input_pos:end] = v
-        return self.k_cache[:, :, :end], self.v_cache[:, :, :end]
-
 
 # ----------------------------------------------------------------------------- layers
 
 
-def _rotary(x: torch.Tensor, start: int, theta: float) -> torch.Tensor:
+def rotary_tables(start: int, q: int, head_dim: int, theta: float,
+                  device: torch.device | str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (1, q, 1, head_dim) of positions ``start .. start+q-1`` (computed once per
+    forward pass and shared by every layer, as Hugging Face's rotary embedding)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=device,
+                                             dtype=torch.float32) / head_dim))
+    pos = torch.arange(start, start + q, device=device, dtype=torch.float32)
+    freqs = torch.outer(pos, inv_freq)  # (q, hd/2)
+    emb = torch.cat((freqs, freqs), dim=-1)[None, :, None, :]  # (1, q, 1, hd)
+    return emb.cos(), emb.sin()
+
+
+def _rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate-half RoPE (Hugging Face Llama convention) on ``x`` of shape (B, T, H, hd)."""
-    T, hd = x.size(1), x.size(-1)
-    inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, device=x.device, dtype=torch.float32) / hd))
-    pos = torch.arange(start, start + T, device=x.device, dtype=torch.float32)
-    freqs = torch.outer(pos, inv_freq)  # (T, hd/2)
-    emb = torch.cat((freqs, freqs), dim=-1)[None, :, None, :]  # (1, T, 1, hd)
-    cos, sin = emb.cos(), emb.sin()
+    hd = x.size(-1)
     xf = x.float()
     x1, x2 = xf[..., : hd // 2], xf[..., hd // 2 :]
     rotated = torch.cat((-x2, x1), dim=-1)
@@ -138,10 +84,19 @@ def causal_mask(q_len: int, past_len: int, device: torch.device | str | None = N
     return torch.triu(ones, diagonal=past_len + 1)
 
 
-class CausalSelfAttention(nn.Module):
-    """Multi-head (or grouped-query) causal self-attention with optional KV cache."""
+def window_mask(q_len: int, past_len: int, window: int,
+                device: torch.device | str | None = None) -> torch.Tensor:
+    """:func:`causal_mask` that also forbids keys W or more positions behind the query (key
+    ``j`` is ``past_len + i − j`` positions behind query ``i``)."""
+    ones = torch.ones(q_len, past_len + q_len, dtype=torch.bool, device=device)
+    return torch.triu(ones, diagonal=past_len + 1) | torch.tril(ones, diagonal=past_len - window)
 
-    def __init__(self, config: GPTConfig):
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head (or grouped-query) causal self-attention with optional KV cache; with
+    ``window`` W, attention to the last W tokens only."""
+
+    def __init__(self, config: GPTConfig, window: int | None = None):
         super().__init__()
         self.n_head, self.n_kv_head = config.n_head, config.n_kv_head
         self.head_dim, self.n_embd, self.kv_dim = config.head_dim, config.n_embd, config.kv_dim
@@ -151,100 +106,163 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
         self.dropout = config.dropout
-        self.rotary = config.positions == "rotary"
-        self.rope_theta = config.rope_theta
         self.attn_impl = config.attn_impl
+        self.window = window
+        self.block_size = config.block_size
         self.static_cache: StaticKVCache | None = None
 
-    def forward(
-        self, x: torch.Tensor, kv_cache: list | None = None, input_pos: int | None = None
-    ) -> tuple[torch.Tensor, list | None]:
+    @property
+    def layout(self) -> str:
+        """The dynamic cache's layout: channel-major for the explicit matmuls, token-major
+        for SDPA (:mod:`costmodel.reference.caches`)."""
+        return "channel" if self.attn_impl == "eager" else "token"
+
+    def forward(self, x: torch.Tensor, kv_cache: list | None = None,
+                input_pos: int | None = None, rope: tuple | None = None,
+                dynamic: bool | None = None, start: int = 0
+                ) -> tuple[torch.Tensor, list | None]:
         """Attend the ``q`` new tokens in ``x`` (B, q, C) to the cache plus themselves.
 
-        ``kv_cache``: ``None`` (start empty) or ``[k, v]`` of shape (B, c, C_kv); the updated
-        ``[k, v]`` is returned. ``input_pos``: use the static cache, writing at this position
-        (then the returned cache is ``None``).
+        ``kv_cache``: this layer's dynamic-cache entry (``None``: empty) with ``dynamic``
+        (default: whether ``kv_cache`` is given); the updated entry is returned. ``input_pos``:
+        use the static cache, writing at this position (then the returned entry is ``None``).
+        ``rope``: the rotary (cos, sin) of the new positions; ``start``: the sequence's
+        position before this pass.
         """
         B, q, C = x.size()
-        qkv = self.c_attn(x)
-        qx, k, v = qkv.split([self.n_embd, self.kv_dim, self.kv_dim], dim=2)
+        if dynamic is None:
+            dynamic = kv_cache is not None
         if input_pos is not None:
             start = input_pos
-        elif kv_cache is not None:
-            start = kv_cache[0].size(1)
-        else:
-            start = 0
+        elif dynamic and kv_cache is not None and not start:
+            start = int(kv_cache[0].size(1))
+        qkv = self.c_attn(x)
+        qx, k, v = qkv.split([self.n_embd, self.kv_dim, self.kv_dim], dim=2)
         qh = qx.view(B, q, self.n_head, self.head_dim)
-        kh = k.view(B, q, self.n_kv_head, self.head_dim)
-        if self.rotary:
-            qh = _rotary(qh, start, self.rope_theta)
-            kh = _rotary(kh, start, self.rope_theta)
-            k = kh.reshape(B, q, self.kv_dim)
+        if rope is not None:     # q and k rotated in one pass (the model's one rotary operator)
+            qk = qkv[..., :self.n_embd + self.kv_dim].view(
+                B, q, self.n_head + self.n_kv_head, self.head_dim)
+            qk = _rotary(qk, *rope)
+            qh = qk[:, :, :self.n_head]
+            k = qk[:, :, self.n_head:].reshape(B, q, self.kv_dim)
         qh = qh.transpose(1, 2)  # (B, nh, q, hd)
 
-        new_cache = None
+        new_entry = None
         if input_pos is not None:
             if self.static_cache is None:
                 raise ValueError(
                     "input_pos given but no static cache: call model.setup_static_cache()"
                 )
-            keys, values = self.static_cache.update(
-                input_pos,
-                kh.transpose(1, 2),
-                v.view(B, q, self.n_kv_head, self.head_dim).transpose(1, 2),
-            )
+            kh = k.view(B, q, self.n_kv_head, self.head_dim).transpose(1, 2)
+            vh = v.view(B, q, self.n_kv_head, self.head_dim).transpose(1, 2)
+            if self.window is not None:
+                y = self._ring_attend(qh, kh, vh, input_pos)
+            else:
+                keys, values = self.static_cache.update(input_pos, kh, vh)
+                y = self._attend(qh, keys, values)
+        elif dynamic:
+            new_entry, keys, values = append_rows(kv_cache, k, v, self.n_kv_head, self.layout,
+                                                  self.block_size, self.window, start)
+            y = self._attend(qh, keys, values)
         else:
-            if kv_cache is not None:
-                k = torch.cat((kv_cache[0], k), dim=1)
-                v = torch.cat((kv_cache[1], v), dim=1)
-            new_cache = [k, v]
-            T = k.size(1)
-            keys = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
-            values = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
-
-        y = self._attend(qh, keys, values)  # (B, nh, q, hd)
-        y = y.transpose(1, 2).contiguous().view(B, q, C)
+            keys = k.view(B, q, self.n_kv_head, self.head_dim).transpose(1, 2)
+            values = v.view(B, q, self.n_kv_head, self.head_dim).transpose(1, 2)
+            y = self._attend(qh, keys, values)
+        y = y.transpose(1, 2).contiguous().view(B, q, C)   # a view when q = 1
         y = self.resid_dropout(self.c_proj(y))
-        return y, new_cache
+        return y, new_entry
+
+    def _mask(self, nq: int, total: int, device) -> torch.Tensor | None:
+        """True where query i may not see key j (keys: the last ``total``, queries last)."""
+        if nq == 1:
+            return None                  # one new token sees every key it is given
+        if self.window is None:
+            return causal_mask(nq, total - nq, device)
+        return window_mask(nq, total - nq, self.window, device)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """softmax(q kᵀ / √d) v for q (B, H, nq, hd) and k, v (B, H_kv, K, hd) views; the
+        queries are the last nq of the K positions."""
         nq, total = q.size(2), k.size(2)
         groups = self.n_head // self.n_kv_head
         dropout_p = self.dropout if self.training else 0.0
+        mask = self._mask(nq, total, q.device)
         if self.attn_impl == "sdpa":
             kwargs = {"enable_gqa": True} if groups > 1 else {}
-            if nq == 1:  # one new token sees every cached key: no mask needed
+            if mask is None:
                 return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, **kwargs)
-            if nq == total:
+            if nq == total and self.window is None:
                 return F.scaled_dot_product_attention(
                     q, k, v, dropout_p=dropout_p, is_causal=True, **kwargs
                 )
-            allowed = ~causal_mask(nq, total - nq, q.device)
             return F.scaled_dot_product_attention(
-                q, k, v, attn_mask=allowed, dropout_p=dropout_p, **kwargs
+                q, k, v, attn_mask=~mask, dropout_p=dropout_p, **kwargs
             )
         # eager: explicit matmuls (FLOP counters see these)
         if groups > 1:
-            k = k.repeat_interleave(groups, dim=1)
-            v = v.repeat_interleave(groups, dim=1)
+            k, v = _repeat_heads(k, groups), _repeat_heads(v, groups)
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
-        if nq > 1:
-            att = att.masked_fill(causal_mask(nq, total - nq, q.device), float("-inf"))
+        if mask is not None:
+            att = att.masked_fill(mask, float("-inf"))
         att = F.softmax(att.float(), dim=-1).to(q.dtype)
         att = self.attn_dropout(att)
-        return att @ v
+        return _times_values(att, v)
+
+    def _ring_attend(self, q: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor,
+                     input_pos: int) -> torch.Tensor:
+        """A window layer on the static cache: attend to the ring's W − 1 (or fewer) slots and
+        the new tokens (two score blocks, one softmax), then write the new rows into the ring.
+        The ring's slots are not in position order; the mask uses the positions they hold."""
+        cache = self.static_cache
+        kr, vr = cache.ring(input_pos)
+        nq, n = q.size(2), kr.size(2)
+        groups = self.n_head // self.n_kv_head
+        kn, vn = k_new, v_new
+        if groups > 1:
+            kr, vr, kn, vn = (t.repeat_interleave(groups, dim=1) for t in (kr, vr, kn, vn))
+        scale = 1.0 / math.sqrt(q.size(-1))
+        att = torch.cat((q @ kr.transpose(-2, -1), q @ kn.transpose(-2, -1)), dim=-1) * scale
+        if nq > 1:
+            query = input_pos + torch.arange(nq, device=q.device)[:, None]
+            held = cache.ring_positions(input_pos)[None, :]
+            old = held <= query - self.window                      # out of the window
+            new = window_mask(nq, 0, self.window, q.device)
+            att = att.masked_fill(torch.cat((old, new), dim=-1), float("-inf"))
+        att = F.softmax(att.float(), dim=-1).to(q.dtype)
+        att = self.attn_dropout(att)
+        y = att[..., :n] @ vr + att[..., n:] @ vn
+        cache.ring_write(input_pos, k_new, v_new)
+        return y
+
+
+def _repeat_heads(t: torch.Tensor, groups: int) -> torch.Tensor:
+    """``repeat_interleave`` of the KV heads (B, H_kv, K, hd) → (B, H, K, hd), copied in the
+    view's own memory order: a channel-major cache stays channel-major (no transposing copy)."""
+    if t.stride(-2) == 1 and t.size(-2) > 1:
+        return t.transpose(-2, -1).repeat_interleave(groups, dim=1).transpose(-2, -1)
+    return t.repeat_interleave(groups, dim=1)
+
+
+def _times_values(att: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """att @ v; for channel-major values (unit stride along positions) as (vᵀ attᵀ)ᵀ, which
+    streams each head's values row by row."""
+    if v.stride(-2) == 1 and v.size(-2) > 1:
+        return (v.transpose(-2, -1) @ att.transpose(-2, -1)).transpose(-2, -1)
+    return att @ v
 
 
 class MLP(nn.Module):
-    """GELU MLP (``c_fc -> gelu -> c_proj``) or SwiGLU (``c_fc`` holds gate and up, stacked)."""
+    """GELU MLP (``c_fc -> gelu -> c_proj``) or SwiGLU (``c_fc`` holds gate and up, stacked),
+    of width ``d_ff`` (default the config's)."""
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, d_ff: int | None = None, bias: bool | None = None):
         super().__init__()
+        width = config.d_ff if d_ff is None else d_ff
+        bias = config.bias if bias is None else bias
         self.swiglu = config.mlp == "swiglu"
-        width = 2 * config.d_ff if self.swiglu else config.d_ff
-        self.c_fc = nn.Linear(config.n_embd, width, bias=config.bias)
+        self.c_fc = nn.Linear(config.n_embd, 2 * width if self.swiglu else width, bias=bias)
         self.gelu = nn.GELU(approximate=config.gelu_approximate)
-        self.c_proj = nn.Linear(config.d_ff, config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(width, config.n_embd, bias=bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -257,6 +275,66 @@ class MLP(nn.Module):
         return self.dropout(self.c_proj(h))
 
 
+class MoE(nn.Module):
+    """A mixture of experts (Mixtral's routing): ``router`` logits (d → E), each token's top-k
+    experts weighted by the softmax of their logits, the experts run one after another on the
+    tokens routed to them (Hugging Face's eager loop: only the experts some token picked run),
+    plus an always-on ``shared`` MLP.
+
+    Each token reaches exactly k experts, so the expert FLOPs are 2 · T · k · d · f_e per
+    matrix whatever the routing. On the meta device (FLOP counting without weights) there is no
+    routing to read, so the T · k assignments are spread evenly over the experts — the same
+    FLOPs."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.k = config.experts_per_token
+        self.router = nn.Linear(config.n_embd, config.n_experts, bias=config.router_bias)
+        self.experts = nn.ModuleList(MLP(config, config.d_ff_expert)
+                                     for _ in range(config.n_experts))
+        self.shared = MLP(config, config.d_ff_shared, bias=False) \
+            if config.n_shared_experts else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        flat = x.reshape(-1, shape[-1])
+        logits = self.router(flat)                                   # (N, E)
+        top, chosen = torch.topk(logits, self.k, dim=-1)             # (N, k)
+        weights = F.softmax(top.float(), dim=-1).to(x.dtype)
+        out = self._dispatch(flat, chosen, weights)
+        if self.shared is not None:
+            out = out + self.shared(flat)
+        return out.view(shape)
+
+    @torch.compiler.disable
+    def _dispatch(self, flat: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor
+                  ) -> torch.Tensor:
+        """Σ over each token's experts of weight · expert(token): the tokens sorted by expert,
+        each expert run once on its rows. Data-dependent, so ``torch.compile`` leaves it eager
+        (the compiled engine compiles the rest of the block around it)."""
+        E = len(self.experts)
+        out = torch.zeros_like(flat)
+        if flat.is_meta:
+            n = flat.size(0) * self.k
+            counts = [n // E + (e < n % E) for e in range(E)]
+            rows = [torch.zeros(c, dtype=torch.long, device=flat.device) for c in counts]
+            scales = [torch.zeros(c, 1, dtype=flat.dtype, device=flat.device) for c in counts]
+        else:
+            order = torch.argsort(chosen.reshape(-1), stable=True)
+            counts = torch.bincount(chosen.reshape(-1), minlength=E).tolist()
+            token = order // self.k
+            scale = weights.reshape(-1)[order].unsqueeze(-1)
+            bounds = [0]
+            for c in counts:
+                bounds.append(bounds[-1] + c)
+            rows = [token[bounds[e]:bounds[e + 1]] for e in range(E)]
+            scales = [scale[bounds[e]:bounds[e + 1]] for e in range(E)]
+        for e, expert in enumerate(self.experts):
+            if counts[e]:
+                out.index_add_(0, rows[e], expert(flat[rows[e]]) * scales[e])
+        return out
+
+
 def _norm(config: GPTConfig) -> nn.Module:
     if config.norm == "rmsnorm":
         return nn.RMSNorm(config.n_embd, eps=config.norm_eps)
@@ -264,19 +342,23 @@ def _norm(config: GPTConfig) -> nn.Module:
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: ``x + attn(ln_1(x))`` then ``x + mlp(ln_2(x))``."""
+    """Pre-norm transformer block: ``x + attn(ln_1(x))`` then ``x + mlp(ln_2(x))`` (layer
+    ``index`` of the config: a window layer and an MoE layer where the config says so)."""
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, index: int = 0):
         super().__init__()
+        window = config.sliding_window if config.is_window_layer(index) else None
         self.ln_1 = _norm(config)
-        self.attn = CausalSelfAttention(config)
+        self.attn = CausalSelfAttention(config, window)
         self.ln_2 = _norm(config)
-        self.mlp = MLP(config)
+        self.mlp = MoE(config) if config.is_moe_layer(index) else MLP(config)
 
     def forward(
-        self, x: torch.Tensor, kv_cache: list | None = None, input_pos: int | None = None
+        self, x: torch.Tensor, kv_cache: list | None = None, input_pos: int | None = None,
+        rope: tuple | None = None, dynamic: bool | None = None, start: int = 0,
     ) -> tuple[torch.Tensor, list | None]:
-        y, kv_cache = self.attn(self.ln_1(x), kv_cache=kv_cache, input_pos=input_pos)
+        y, kv_cache = self.attn(self.ln_1(x), kv_cache=kv_cache, input_pos=input_pos,
+                                rope=rope, dynamic=dynamic, start=start)
         x = x + y
         x = x + self.mlp(self.ln_2(x))
         return x, kv_cache
@@ -294,7 +376,7 @@ class GPT(nn.Module):
         modules = dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
             drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
             ln_f=_norm(config),
         )
         if config.positions == "learned":
@@ -307,25 +389,60 @@ class GPT(nn.Module):
         for pn, p in self.named_parameters():  # GPT-2 scaled init of the residual projections
             if pn.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
-        self._in_out_layout()
+        self._gemv_layout()
+        self._pack_weights()
 
-    def _in_out_layout(self) -> None:
-        """Store every matmul weight (in, out)-contiguous, i.e. GPT-2 Conv1D's memory layout.
+    def _pack_weights(self) -> None:
+        """On the CPU, lay the matmul weights out end to end in one buffer, in the order a
+        forward pass reads them (each block's QKV, output, MLP or router and experts, then the
+        LM head): a decode step, which reads every weight once, streams one run of memory and
+        the hardware prefetchers carry on from one matrix into the next (a few per cent of a
+        decode step on a 2-core EPYC). Nothing else changes: the same parameters, shapes,
+        strides and state dict; ``.to()`` another device or dtype unpacks them."""
+        head = self.lm_head.weight
+        if head.device.type != "cpu" or head.is_meta:
+            return
+        linears = [m for m in self.transformer.h.modules() if isinstance(m, nn.Linear)]
+        owners = [(m, "weight") for m in linears]
+        owners.append((self.transformer.wte if self.config.tie_embeddings else self.lm_head,
+                       "weight"))
+        total = sum(getattr(m, name).numel() for m, name in owners)
+        buf = torch.empty(total, dtype=head.dtype)
+        offset = 0
+        with torch.no_grad():
+            for module, name in owners:
+                w = getattr(module, name)
+                view = buf[offset:offset + w.numel()].as_strided(w.shape, w.stride())
+                view.copy_(w)
+                setattr(module, name, nn.Parameter(view))
+                offset += w.numel()
+        if self.config.tie_embeddings:
+            self.lm_head.weight = self.transformer.wte.weight
+
+    def _gemv_layout(self) -> None:
+        """Store each matmul weight with its longer dimension contiguous.
 
         Logically the weights stay ``nn.Linear`` (out, in) tensors (same names, shapes and state
-        dict); only the strides change. CPU BLAS runs the M=1 matrix-vector products of decoding
-        markedly faster on this layout (the tied 50257-row LM head about 2x on a 2-core EPYC).
-        ``.to(dtype/device)`` and ``load_state_dict`` preserve it.
+        dict); only the strides change: a weight with at least as many outputs as inputs is
+        stored (in, out)-contiguous (GPT-2 Conv1D's memory layout), one with more inputs than
+        outputs keeps (out, in). CPU BLAS runs the M=1 matrix-vector products of decoding
+        markedly faster on the long rows (the tied 50257-row LM head about 2x, the 3072 → 768
+        MLP projection 1.5x on a 2-core EPYC, one thread). ``.to(dtype/device)`` and
+        ``load_state_dict`` preserve it.
         """
+        def long_rows(w: torch.Tensor) -> torch.Tensor:
+            out, inp = w.shape
+            return w.detach().t().contiguous().t() if out >= inp else w.detach().contiguous()
+
         for module in self.modules():
             if isinstance(module, nn.Linear) and module is not self.lm_head:
-                module.weight = nn.Parameter(module.weight.detach().t().contiguous().t())
+                module.weight = nn.Parameter(long_rows(module.weight))
         if self.config.tie_embeddings:
             wte = self.transformer.wte
-            wte.weight = nn.Parameter(wte.weight.detach().t().contiguous().t())
+            wte.weight = nn.Parameter(long_rows(wte.weight))
             self.lm_head.weight = wte.weight
         else:
-            self.lm_head.weight = nn.Parameter(self.lm_head.weight.detach().t().contiguous().t())
+            self.lm_head.weight = nn.Parameter(long_rows(self.lm_head.weight))
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -353,6 +470,19 @@ class GPT(nn.Module):
         """An empty dynamic cache (``[None] * n_layer``) to pass as ``kv_cache``."""
         return DynamicKVCache([None] * self.config.n_layer)
 
+    def blank_kv_cache(self, batch_size: int, length: int) -> DynamicKVCache:
+        """A dynamic cache of ``batch_size`` sequences of ``length`` positions whose keys and
+        values are zeros, laid out as a prefill leaves them (the measurement of a decode step
+        does not need their values, only their place)."""
+        if not 0 <= length <= self.config.block_size or batch_size <= 0:
+            raise ValueError(f"blank cache: need batch_size > 0 and 0 <= length <= block_size "
+                             f"({self.config.block_size}), got {batch_size}, {length}")
+        p = self.transformer.wte.weight
+        return DynamicKVCache(
+            blank_entry(batch_size, self.config.kv_dim, length, b.attn.layout,
+                        self.config.block_size, b.attn.window, p.dtype, p.device)
+            for b in self.transformer.h)
+
     def setup_static_cache(
         self,
         batch_size: int,
@@ -360,7 +490,8 @@ class GPT(nn.Module):
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> int:
-        """Allocate static KV buffers in every layer; returns the bytes allocated."""
+        """Allocate static KV buffers in every layer (a window layer: a ring of
+        min(W − 1, max_len) slots); returns the bytes allocated."""
         max_len = self.config.block_size if max_len is None else max_len
         if batch_size <= 0 or max_len <= 0:
             raise ValueError(
@@ -373,10 +504,11 @@ class GPT(nn.Module):
         p = self.transformer.wte.weight
         dtype = p.dtype if dtype is None else dtype
         device = p.device if device is None else device
+        layout = "split" if self.config.attn_impl == "eager" else "head"
         for block in self.transformer.h:
             block.attn.static_cache = StaticKVCache(
-                batch_size, self.config.n_kv_head, max_len, self.config.head_dim, dtype, device
-            )
+                batch_size, self.config.n_kv_head, max_len, self.config.head_dim, dtype, device,
+                layout, block.attn.window)
         return self.static_cache_nbytes
 
     def clear_static_cache(self) -> None:
@@ -385,7 +517,7 @@ class GPT(nn.Module):
 
     @property
     def static_cache(self) -> StaticKVCache | None:
-        """Layer 0's static cache (all layers share its shape), or ``None``."""
+        """Layer 0's static cache (all layers share its batch size and max_len), or ``None``."""
         return self.transformer.h[0].attn.static_cache
 
     @property
@@ -430,9 +562,10 @@ class GPT(nn.Module):
                 )
             kv_cache = DynamicKVCache([None] * self.config.n_layer if compute_first else kv_cache)
             start = kv_cache.seq_len
-            if start and kv_cache[0][0].size(0) != B:
+            cached_batch = kv_cache.batch_size
+            if start and cached_batch != B:
                 raise ValueError(
-                    f"kv_cache was built for batch size {kv_cache[0][0].size(0)}, "
+                    f"kv_cache was built for batch size {cached_batch}, "
                     f"but idx has batch size {B}"
                 )
         elif input_pos is not None:
@@ -462,13 +595,18 @@ class GPT(nn.Module):
             )
 
         x = self.transformer.wte(idx)
+        rope = None
         if "wpe" in self.transformer:
             pos = torch.arange(start, start + q, dtype=torch.long, device=idx.device)
             x = x + self.transformer.wpe(pos)
+        else:
+            rope = rotary_tables(start, q, self.config.head_dim, self.config.rope_theta,
+                                 idx.device)
         x = self.transformer.drop(x)
         for i, block in enumerate(self.transformer.h):
             entry = kv_cache[i] if use_dynamic else None
-            x, entry = block(x, kv_cache=entry, input_pos=input_pos)
+            x, entry = block(x, kv_cache=entry, input_pos=input_pos, rope=rope,
+                             dynamic=use_dynamic, start=start)
             if use_dynamic:
                 kv_cache[i] = entry
         x = self.transformer.ln_f(x)
@@ -585,5 +723,6 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
     return table[name]
 
 
-__all__ = ["GPT", "GPTConfig", "LLAMA_STYLE", "DynamicKVCache", "StaticKVCache", "causal_mask",
-           "filter_logits", "parse_dtype", "sample_next"]
+__all__ = ["GPT", "GPTConfig", "LLAMA_STYLE", "MoE", "DynamicKVCache", "StaticKVCache",
+           "causal_mask", "filter_logits", "parse_dtype", "rotary_tables", "sample_next",
+           "window_mask"]

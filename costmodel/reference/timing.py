@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-CLOCKS = ("wall", "thread")
+CLOCKS = ("wall", "thread", "cuda")
 #: What :func:`check_device` accepts.
 DEVICES_TEXT = "cpu, cuda, cuda:N, mps or auto"
 INSTALL_HINT = "pip install 'costmodel[torch]'"
@@ -103,8 +103,10 @@ def _no_sync() -> None:
 
 def get_clock(name: str) -> Callable[[], float]:
     """``wall`` (``time.perf_counter``) or ``thread`` (CPU time of the calling thread: with
-    one intra-op thread the work's own time, unaffected by time slices other processes get)."""
-    if name == "wall":
+    one intra-op thread the work's own time, unaffected by time slices other processes get).
+    ``cuda`` times with CUDA events (:func:`time_call` records them); as a clock it reads
+    ``perf_counter``."""
+    if name in ("wall", "cuda"):
         return time.perf_counter
     if name == "thread":
         return time.thread_time
@@ -112,8 +114,32 @@ def get_clock(name: str) -> Callable[[], float]:
 
 
 def default_clock(device: str, threads: int | None) -> str:
-    """``thread`` for one CPU thread, else ``wall``."""
+    """``cuda`` (CUDA events) on a CUDA device, ``thread`` for one CPU thread, else ``wall``."""
+    if str(device).startswith("cuda"):
+        return "cuda"
     return "thread" if device == "cpu" and threads == 1 else "wall"
+
+
+class _Events:
+    """Seconds between two CUDA events around the timed calls (queued on the current stream,
+    so the host's launch time between them does not count unless the GPU waits for it)."""
+
+    def __init__(self):
+        torch = require_torch("timing with CUDA events")
+        self.start = torch.cuda.Event(enable_timing=True)
+        self.end = torch.cuda.Event(enable_timing=True)
+
+    def __enter__(self) -> _Events:
+        self.start.record()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.end.record()
+
+    @property
+    def seconds(self) -> float:
+        self.end.synchronize()
+        return self.start.elapsed_time(self.end) / 1e3
 
 
 def time_once(fn: Callable[[], Any], sync: Callable[[], None] = _no_sync,
@@ -136,10 +162,11 @@ def time_call(fn: Callable[[], Any], repeats: int = 7, warmup: int = 2, min_time
     back-to-back calls (chosen from the last warm-up call so a sample lasts at least
     ``min_time``; one extra untimed call estimates it when ``warmup`` is 0) and divides. With
     ``max_time``, repeats stop early once that many seconds have been spent (at least 3 kept).
-    ``clock``: ``wall`` or ``thread`` (see :func:`get_clock`). ``after``: called untimed after every
-    call (e.g. to roll a cache back); then each sample is one call. Returns median, p10, p90,
-    q25, q75 (seconds per call), repeats, inner, the samples, and the wall-clock median beside
-    the chosen one.
+    ``clock``: ``wall``, ``thread`` (see :func:`get_clock`) or ``cuda`` (CUDA events recorded
+    around each sample's calls, read after the device synchronises). ``after``: called untimed
+    after every call (e.g. to roll a cache back); then each sample is one call. Returns median,
+    p10, p90, q25, q75 (seconds per call), repeats, inner, the samples, and the wall-clock
+    median beside the chosen one.
     """
     now = get_clock(clock)
     t_est = 0.0
@@ -159,10 +186,17 @@ def time_call(fn: Callable[[], Any], repeats: int = 7, warmup: int = 2, min_time
         sync()
         w0 = time.perf_counter()
         t0 = now()
-        for _ in range(inner):
-            fn()
+        if clock == "cuda":
+            with _Events() as ev:
+                for _ in range(inner):
+                    fn()
+            dt = ev.seconds
+        else:
+            for _ in range(inner):
+                fn()
         sync()
-        dt = now() - t0
+        if clock != "cuda":
+            dt = now() - t0
         dw = time.perf_counter() - w0
         if after is not None:
             after()
@@ -174,6 +208,16 @@ def time_call(fn: Callable[[], Any], repeats: int = 7, warmup: int = 2, min_time
     return summarize(samples) | {"inner": inner, "samples": samples, "walls": walls,
                                  "wall_median": float(statistics.median(walls)),
                                  "clock": clock}
+
+
+def copy_pass(nbytes: int, device: Any = "cpu") -> tuple[Callable[[], Any], int]:
+    """A copy of ``nbytes`` bytes between two float32 buffers (``dst.copy_(src)``) and the
+    bytes it moves, read + written (2 · nbytes): the bandwidth yardstick of the calibration and
+    the benchmarks (the per-operator model counts reads + writes too)."""
+    torch = require_torch("measuring copy bandwidth")
+    src = torch.ones(max(1, nbytes // 4), dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    return (lambda: dst.copy_(src)), 2 * src.nbytes
 
 
 def quantile(sorted_values: Sequence[float], p: float) -> float:
@@ -235,6 +279,7 @@ def describe_device(device: str, threads: int | None = None) -> dict:
     return info
 
 
-__all__ = ["CLOCKS", "INSTALL_HINT", "check_device", "cpu_model_name", "default_clock",
+__all__ = ["CLOCKS", "INSTALL_HINT", "check_device", "copy_pass", "cpu_model_name",
+           "default_clock",
            "describe_device", "get_clock", "quantile", "require_torch", "resolve_device",
            "summarize", "synchronizer", "system_memory_bytes", "time_call", "time_once"]

@@ -13,6 +13,7 @@ predict speculative decoding, and report — one module each:
     published         the published GPU measurement set: its reader, each row priced
     profiles          engine profiles fitted to it, leave-one-source-out, the 80 % bands
     published_report  the GPU validation: assessment, report, figure, engines.csv
+    kit               calibrate + measure + validate + report in one command (the GPU kit)
 
 Import from the modules (``from costmodel.validation.fit import fit, predict``,
 ``from costmodel.validation.validate import validate``); they load on first use. Calibrating
@@ -27,7 +28,7 @@ from types import ModuleType
 #: The modules, loaded on first attribute access (``costmodel.validation.fit``), so that a
 #: command line that only registers the validation commands does not import them.
 MODULES = ("io", "calibrate", "measure", "checks", "fit", "speculative", "report", "validate",
-           "published", "profiles", "published_report")
+           "published", "profiles", "published_report", "kit")
 
 
 def __getattr__(name: str) -> ModuleType:

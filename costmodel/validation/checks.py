@@ -1,10 +1,11 @@
 """The exact checks of a measurement set: FLOPs, KV-cache bytes and parameter bytes, point by
 point, as integers.
 
-* **FLOPs** — ``torch.utils.flop_counter.FlopCounterMode`` on the reference model (built on the
-  meta device, so even GPT-2 costs nothing) running the measured pass itself
-  (:func:`costmodel.validation.measure.reference_pass`) equals Σ FLOPs of the ``matmul`` and
-  ``attention`` operators of ``cm.analyze`` with the reference model's options.
+* **FLOPs** — ``torch.utils.flop_counter.FlopCounterMode`` counting the measured pass (during
+  the measurement, on its engine, where the row recorded it; else the reference model built on
+  the meta device — so even GPT-2 costs nothing — running the same pass,
+  :func:`costmodel.validation.measure.reference_pass`) equals Σ FLOPs of the ``matmul`` and
+  ``attention`` operators of ``cm.analyze`` with the row's options.
 * **KV bytes** — the cache the model allocated during the measurement (dynamic: the returned
   cache, c + q positions; static: the preallocated ``static_max_len`` positions) equals
   :func:`costmodel.kvcache.kv_cache_bytes`.
@@ -24,8 +25,8 @@ from costmodel.params import param_count
 from costmodel.pricing import MATMUL_KINDS
 from costmodel.roofline import analyze
 from costmodel.specs import HardwareSpec
-from costmodel.validation.io import analysis_kwargs, measured_workload, spec_of
-from costmodel.validation.measure import reference_pass
+from costmodel.validation.io import analysis_kwargs, spec_of
+from costmodel.validation.measure import meta_flops
 
 pd = deferred("pandas")
 
@@ -40,27 +41,10 @@ def config_of(row):
 def counted_flops(config, phase: str, batch: int, context: int, static_max_len: int = 0,
                   models: dict | None = None) -> int:
     """FLOPs FlopCounterMode counts for one measured pass of the reference model (``phase`` at
-    ``context`` s, ``batch`` sequences) on the meta device. ``models`` caches the built models
-    by config."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from costmodel.reference.gpt import GPT
-
-    measured_workload(phase, context)          # a ValueError naming a bad phase or context
-    key = json.dumps(config.to_dict(), sort_keys=True)
-    store = models if models is not None else {}
-    if key not in store:
-        with torch.device("meta"):
-            store[key] = GPT(config).eval()
-    model = store[key]
-    ids = torch.zeros(batch, context, dtype=torch.long, device="meta")
-    nxt = torch.zeros(batch, 1, dtype=torch.long, device="meta")
-    with torch.inference_mode(), \
-            reference_pass(model, phase, ids, nxt, static_max_len or None) as p:
-        with FlopCounterMode(display=False) as counter:
-            p.run()
-    return int(counter.get_total_flops())
+    ``context`` s, ``batch`` sequences) on the meta device
+    (:func:`costmodel.validation.measure.meta_flops`). ``models`` caches the built models by
+    config."""
+    return meta_flops(config, phase, batch, context, static_max_len, models)
 
 
 def analytic_flops(row, hw: HardwareSpec) -> int:
@@ -70,16 +54,24 @@ def analytic_flops(row, hw: HardwareSpec) -> int:
 
 
 def check_flops(df, hw: HardwareSpec):
-    """Per point: FlopCounterMode FLOPs vs the analytic matmul + attention FLOPs."""
+    """Per point: FlopCounterMode FLOPs vs the analytic matmul + attention FLOPs. The count is
+    the one the measurement recorded (``flops_counted``: the measured pass itself, on its
+    engine) where there is one, else the reference model's pass on the meta device; ``source``
+    says which."""
     models: dict = {}
     rows = []
     for _, row in df.iterrows():
         analytic = analytic_flops(row, hw)
-        counted = counted_flops(config_of(row), str(row["phase"]), int(row["batch"]),
-                                int(row["context"]), int(row["static_max_len"]), models)
+        recorded = int(row["flops_counted"]) if "flops_counted" in row else -1
+        if recorded >= 0:
+            counted, source = recorded, "measured pass"
+        else:
+            counted = counted_flops(config_of(row), str(row["phase"]), int(row["batch"]),
+                                    int(row["context"]), int(row["static_max_len"]), models)
+            source = "meta device"
         rows.append({"point_id": row["point_id"], "counted_flops": counted,
                      "analytic_flops": analytic, "difference": counted - analytic,
-                     "exact": counted == analytic})
+                     "exact": counted == analytic, "source": source})
     return pd.DataFrame(rows)
 
 

@@ -304,13 +304,15 @@ def fit(measurements, hw, *, holdout: bool = True, split: bool = True,
 
 
 def predict(spec, hw, batch: int = 1, new_tokens: int = 1, cached_tokens: int = 0,
-            cache: str = "dynamic", attn_impl: str = "eager", **kw) -> float:
+            cache: str = "dynamic", attn_impl: str = "eager", kv_update: str | None = None,
+            **kw) -> float:
     """Seconds of one pass of the reference model on ``hw`` (a fitted machine:
     ``Fit.hardware()`` or ``data/hardware/cpu-fitted.json``): plain ``cm.analyze`` with
-    :func:`costmodel.workload.reference_options`. ``kw`` goes to ``cm.analyze`` (byte
-    widths, dtype, lm_head, ...)."""
+    :func:`costmodel.workload.reference_options` (``kv_update``: how a measured dynamic cache
+    grew, default the reference model's). ``kw`` goes to ``cm.analyze`` (byte widths, dtype,
+    lm_head, ...)."""
     return analyze(spec, hw, batch=batch, new_tokens=new_tokens, cached_tokens=cached_tokens,
-                   **{**reference_options(cache, attn_impl), **kw}).time
+                   **{**reference_options(cache, attn_impl, kv_update), **kw}).time
 
 
 def error_table(points, columns: dict[str, str], by: list[str]):

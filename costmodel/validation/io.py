@@ -1,9 +1,17 @@
 """The measurement files: the CSV schema of ``costmodel measure`` (grid and speculative), the
 readers that check every row before anything is computed, and the calibration reader.
 
-A measurement row is one pass of the reference model: its ModelSpec fields, the inference
-options it ran with, the workload (phase, cache, B, q, c, dtype and byte widths), the timing,
-the machine, the bytes it allocated, and its ``GPTConfig`` as JSON. The readers name the file,
+A measurement row is one pass of the reference model: its ModelSpec fields (the sliding-window
+and mixture-of-experts fields optional: files written before they existed are dense), the
+inference options it ran with, the workload (phase, cache, B, q, c, dtype and byte widths),
+the engine that ran it (``eager``: the reference model; ``compiled``: the same under
+``torch.compile``; ``hf``: Hugging Face's implementation of the same config), the timing, the
+machine, the FLOPs FlopCounterMode counted during the measurement (where recorded), the bytes
+it allocated, and its ``GPTConfig`` as JSON. A dynamic-cache row records how its cache grew
+(``kv_update``: ``inplace`` for the reference's growing buffer, ``concat`` for a ``torch.cat``
+cache — the reference model before it grew in place, and Hugging Face's ``DynamicCache``); a
+file without the column is read as ``concat``, what the reference ran when it wrote such
+files. The readers name the file,
 the row (``row 1`` = the first line under the header) and the field of anything wrong: a time
 that is not a positive number of seconds, a count with a fraction, a flag that is not true or
 false, a token count beyond the model's context, an unknown dtype, a duplicate point, a missing
@@ -38,7 +46,7 @@ from costmodel.checks import (
 )
 from costmodel.files import parse_json
 from costmodel.lazy import deferred
-from costmodel.ops import ATTENTION, CAUSAL, KV_UPDATE, LM_HEAD
+from costmodel.ops import ATTENTION, CAUSAL, KV_UPDATE, LM_HEAD, MOE_DISPATCH
 from costmodel.specs import (
     ACTIVATIONS,
     DTYPES,
@@ -51,6 +59,7 @@ from costmodel.specs import (
 from costmodel.workload import (
     ATTENTION_IMPLS,
     CACHES,
+    DYNAMIC_KV_UPDATES,
     MEASURED_PHASES,
     reference_options,
     substitute,
@@ -63,14 +72,21 @@ BYTES_PER_DTYPE = {"fp32": 4, "bf16": 2, "fp16": 2}
 SPEC_COLUMNS = ("n_layers", "d_model", "n_heads", "vocab_size", "max_context", "n_kv_heads",
                 "head_dim", "d_ff", "gated_mlp", "activation", "norm", "qkv_bias", "out_bias",
                 "mlp_bias", "lm_head_bias", "tied_embeddings", "positions")
+#: ModelSpec columns of the modern architectures: optional (absent or blank: the dense default).
+MODERN_SPEC_COLUMNS = ("sliding_window", "window_layers", "n_experts", "experts_per_token",
+                       "d_ff_expert", "n_shared_experts", "d_ff_shared", "dense_layers",
+                       "router_bias")
 OPTION_COLUMNS = ("attention", "causal", "lm_head", "kv_cache")
 TIME_COLUMN = "time_s"
+#: The engines a measurement may come from (see the module docstring).
+ENGINES = ("eager", "compiled", "hf")
 #: Every column ``costmodel measure`` writes, in order.
-COLUMNS = ("point_id", "model", *SPEC_COLUMNS, *OPTION_COLUMNS, "kv_update", "phase", "cache",
+COLUMNS = ("point_id", "model", *SPEC_COLUMNS, *MODERN_SPEC_COLUMNS, *OPTION_COLUMNS,
+           "kv_update", "moe_dispatch", "engine", "phase", "cache",
            "batch", "new_tokens", "cached_tokens", "context", "static_max_len", "dtype",
            "weight_bytes", "act_bytes", "kv_bytes", "device", "device_name", "torch_version",
            "threads", "warmup", "repeats", "inner", TIME_COLUMN, "time_p10_s", "time_p90_s",
-           "time_q25_s", "time_q75_s", "time_wall_s", "clock", "rounds",
+           "time_q25_s", "time_q75_s", "time_wall_s", "clock", "rounds", "flops_counted",
            "kv_cache_bytes_measured", "param_bytes_measured", "gpt_config")
 #: The columns a prediction needs.
 REQUIRED_COLUMNS = ("point_id", "model", *SPEC_COLUMNS, *OPTION_COLUMNS, "phase", "cache",
@@ -83,7 +99,8 @@ CHECK_COLUMNS = ("static_max_len", "kv_cache_bytes_measured", "param_bytes_measu
 SPECULATIVE_COLUMNS = ("gamma", "method", "time_s", "time_p10_s", "time_p90_s", "tokens",
                        "prompts", "iterations", "accepted", "at_risk", "alpha_hat",
                        "tokens_per_iteration", "prompt_tokens", "context_mean", "threads",
-                       "clock", "cache", "target_step_s", "draft_step_s", "verify_s",
+                       "clock", "cache", "kv_update", "target_step_s", "draft_step_s",
+                       "verify_s",
                        "pass_context", "device", "device_name", "torch_version",
                        "target_config", "draft_config")
 SPECULATIVE_REQUIRED = ("gamma", "method", "time_s", "accepted", "at_risk", "context_mean",
@@ -273,10 +290,16 @@ def _check_row(row: _Row, checks: bool) -> dict:
             out[col] = row.choice(col, POSITIONS)
         else:
             out[col] = row.int(col, 1, 2**31 - 1)
+    for col in MODERN_SPEC_COLUMNS:
+        if col not in row.values or _blank(row.values[col]):
+            continue
+        out[col] = row.bool(col) if col == "router_bias" else \
+            row.int(col, 1 if col.startswith("d_ff") else 0, 2**31 - 1)
     try:
         spec = spec_of(out)
     except ValueError as e:
         raise ValueError(f"{row.where}: {e}") from None
+    out.update({col: getattr(spec, col) for col in MODERN_SPEC_COLUMNS})
     phase = row.choice("phase", MEASURED_PHASES)
     cache = row.choice("cache", CACHES)
     if cache != MEASURED_PHASES[phase][1]:
@@ -321,18 +344,28 @@ def _check_row(row: _Row, checks: bool) -> dict:
         if col in row.values and not _blank(row.values[col]):
             out[col] = row.int(col, lo, MAX_COUNT)
     if "clock" in row.values and not _blank(row.values["clock"]):
-        out["clock"] = row.choice("clock", ("wall", "thread"))
+        out["clock"] = row.choice("clock", ("wall", "thread", "cuda"))
     config = row.json("gpt_config") if "gpt_config" in row.values \
         and not _blank(row.values["gpt_config"]) else None
     attn_impl = _attn_impl(row, config)
-    options = reference_options(cache, attn_impl)
-    out["attn_impl"] = attn_impl
-    for col in OPTION_COLUMNS + ("kv_update",):
-        if col not in row.values:
+    out["engine"] = row.choice("engine", ENGINES) if "engine" in row.values \
+        and not _blank(row.values["engine"]) else "eager"
+    if "kv_update" in row.values and not _blank(row.values["kv_update"]):
+        kv_update = row.choice("kv_update", KV_UPDATE)
+        allowed = DYNAMIC_KV_UPDATES if cache == "dynamic" else ("inplace",)
+        if kv_update not in allowed:
+            raise row.fail("kv_update", f"a {cache} cache is updated {' or '.join(allowed)}, "
+                                        f"got {kv_update!r}")
+    else:
+        kv_update = "concat" if cache == "dynamic" else "inplace"
+    options = reference_options(cache, attn_impl, kv_update)
+    out["attn_impl"], out["kv_update"] = attn_impl, kv_update
+    for col in OPTION_COLUMNS + ("moe_dispatch",):
+        if col not in row.values or (col == "moe_dispatch" and _blank(row.values[col])):
             continue
         recorded = row.bool(col) if col == "kv_cache" else row.choice(
             col, {"attention": ATTENTION, "causal": CAUSAL, "lm_head": LM_HEAD,
-                  "kv_update": KV_UPDATE}[col])
+                  "moe_dispatch": MOE_DISPATCH}[col])
         want = options[col]
         if col == "attention" and recorded == "standard" and want == "eager":
             recorded = "eager"       # older files recorded the eager path as "standard"
@@ -350,6 +383,9 @@ def _check_row(row: _Row, checks: bool) -> dict:
         out["static_max_len"] = static
         out["kv_cache_bytes_measured"] = row.int("kv_cache_bytes_measured", 0, MAX_COUNT)
         out["param_bytes_measured"] = row.int("param_bytes_measured", 1, MAX_COUNT)
+        out["flops_counted"] = row.int("flops_counted", 0, MAX_COUNT) \
+            if "flops_counted" in row.values and not _blank(row.values["flops_counted"]) \
+            else -1
     return out
 
 
@@ -395,8 +431,23 @@ def _attn_impl(row: _Row, config: dict | None) -> str:
 
 
 def spec_of(values: Mapping[str, Any]) -> ModelSpec:
-    """The ModelSpec written in a measurement row (its ``model`` name and spec columns)."""
-    return ModelSpec(name=str(values["model"]), **{c: values[c] for c in SPEC_COLUMNS})
+    """The ModelSpec written in a measurement row (its ``model`` name and spec columns; the
+    modern-architecture columns where present and not blank)."""
+    modern = {c: _plain(values[c]) for c in MODERN_SPEC_COLUMNS
+              if c in values and not _blank(values[c])}
+    return ModelSpec(name=str(values["model"]), **{c: values[c] for c in SPEC_COLUMNS},
+                     **modern)
+
+
+def _plain(value: Any) -> Any:
+    """A checked cell as a Python value (numpy integers and bools as int and bool)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def read_measurements(source, checks: bool = False):
@@ -437,7 +488,8 @@ def analysis_kwargs(row: Mapping[str, Any]) -> dict:
             "cached_tokens": int(row["cached_tokens"]), "weight_bytes": row["weight_bytes"],
             "act_bytes": row["act_bytes"], "kv_bytes": row["kv_bytes"],
             "dtype": str(row["dtype"]),
-            **reference_options(str(row["cache"]), str(row["attn_impl"]))}
+            **reference_options(str(row["cache"]), str(row["attn_impl"]),
+                                str(row["kv_update"]))}
 
 
 # --------------------------------------------------------------------------- speculative CSV
@@ -467,6 +519,12 @@ def read_speculative(path: str | Path):
                 typed[col] = row.number(col)
         if "cache" in values and not _blank(values["cache"]):
             typed["cache"] = row.choice("cache", ("dynamic", "static"))
+        cache = typed.get("cache", "dynamic")
+        if "kv_update" in values and not _blank(values["kv_update"]):
+            typed["kv_update"] = row.choice(
+                "kv_update", DYNAMIC_KV_UPDATES if cache == "dynamic" else ("inplace",))
+        else:                  # files written before the column: the torch.cat cache
+            typed["kv_update"] = "concat" if cache == "dynamic" else "inplace"
         if "tokens_per_iteration" in values and not _blank(values["tokens_per_iteration"]):
             typed["tokens_per_iteration"] = row.number("tokens_per_iteration", 0, MAX_COUNT)
         if method == "target_only":
@@ -550,7 +608,8 @@ def read_hardware(source, dtypes: Iterable[str] = ()) -> HardwareSpec:
     return hw
 
 
-__all__ = ["BYTES_PER_DTYPE", "CHECK_COLUMNS", "COLUMNS", "OPTION_COLUMNS", "REQUIRED_COLUMNS",
+__all__ = ["BYTES_PER_DTYPE", "CHECK_COLUMNS", "COLUMNS", "ENGINES", "MODERN_SPEC_COLUMNS",
+           "OPTION_COLUMNS", "REQUIRED_COLUMNS",
            "SPECULATIVE_COLUMNS", "SPEC_COLUMNS", "TIME_COLUMN", "analysis_kwargs", "context_of",
            "csv_text", "measured_workload", "point_hash", "read_hardware", "read_measurements",
            "read_speculative", "spec_of", "speculative_path"]

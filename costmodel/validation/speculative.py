@@ -34,7 +34,7 @@ VERIFY_CALLS = 5
 
 def speculative_prediction(tspec, dspec, hw: HardwareSpec, alpha: float, gamma: int,
                            context: int, cache: str = "dynamic", attn_impl: str = "sdpa",
-                           **kw) -> dict:
+                           kv_update: str | None = None, **kw) -> dict:
     """Predicted improvement of the reference model's greedy speculative decoding
     (``costmodel.reference.speculative.generate_speculative``) over ``GPT.generate``, priced on
     ``hw`` (e.g. ``Fit.hardware()``) the way the reference runs it:
@@ -53,7 +53,7 @@ def speculative_prediction(tspec, dspec, hw: HardwareSpec, alpha: float, gamma: 
         overheads={"token": GENERATE_STEP_CALLS * t_k, "draft": DRAFT_STEP_CALLS * t_k,
                    "verify": VERIFY_CALLS * t_k,
                    "rejection": 2 * (tspec.n_layers + dspec.n_layers) * t_k},
-        **{**reference_options(cache, attn_impl), **kw})
+        **{**reference_options(cache, attn_impl, kv_update), **kw})
     return {"t_token_s": r["target_step_s"], "t_drafts_s": r["drafts_s"],
             "t_verify_s": r["verify_s"], "expected_tokens": r["expected_tokens"],
             "improvement": r["speedup"], "verify_over_step": r["verify_over_step"],
@@ -84,16 +84,18 @@ def speculative_table(base: dict, rows: list[dict], hw: HardwareSpec, dtype: str
     alpha = pooled_alpha(rows)
     nb = BYTES_PER_DTYPE[dtype]
     cache = base.get("cache", "dynamic")
+    kv_update = base.get("kv_update")
     kw = dict(weight_bytes=nb, kv_bytes=nb, act_bytes=nb, dtype=dtype)
     ctx = int(round(base["context_mean"]))
     t_base = base["time_s"]
-    plain = {k: v for k, v in reference_options(cache, tcfg.attn_impl).items()
+    plain = {k: v for k, v in reference_options(cache, tcfg.attn_impl, kv_update).items()
              if k != "kv_cache"}
     one_eta = {"eta_c_skinny": hw.eta_c, "eta_m_elementwise": hw.eta_m}
     out = []
     for r in rows:
         g = r["gamma"]
-        p = speculative_prediction(tspec, dspec, hw, alpha, g, ctx, cache, tcfg.attn_impl, **kw)
+        p = speculative_prediction(tspec, dspec, hw, alpha, g, ctx, cache, tcfg.attn_impl,
+                                   kv_update, **kw)
         passes = speculative_speedup(tspec, dspec, hw, alpha, g, context=ctx,
                                      **plain, **one_eta, **kw)
         measured = t_base / r["time_s"]

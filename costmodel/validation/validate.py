@@ -18,6 +18,7 @@ median and 90th percentile by regime (phase × ideal bound × cache strategy).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,25 +189,36 @@ def output_files(out: Path, speculative: bool, figures: bool) -> dict[str, Path]
     return files
 
 
-def validate(measurements_csv: str | Path, hardware_json: str | Path,
-             out_dir: str | Path | None = None, speculative_csv: str | Path | None = None,
-             figures: bool = True, fitted_hardware_json: str | Path | None = None) -> Report:
+def validate(measurements_csv, hardware_json, out_dir: str | Path | None = None,
+             speculative_csv: str | Path | None = None, figures: bool = True,
+             fitted_hardware_json: str | Path | None = None,
+             files: OutputSet | None = None) -> Report:
     """Run every check on a measurement CSV and a calibration JSON; with ``out_dir``, write
     the report there (``validation_report.md``, ``headline.csv``, ``errors_by_regime.csv``,
     ``points.csv``, ``speculative.csv`` and the PNGs) and, with ``fitted_hardware_json``, the
     fitted machine (``Fit.hardware()``) — all of them or none: a failure leaves every file the
     user had as it was, and a destination that cannot be written fails before any work.
     ``speculative_csv`` defaults to ``<measurements stem>_speculative.csv`` when it exists.
+
+    ``measurements_csv`` may be a DataFrame of measurement rows (its ``attrs["source"]``
+    names it in the report) and ``hardware_json`` a HardwareSpec (``extra["source"]`` or its
+    name); ``files``: an :class:`~costmodel.files.OutputSet` of a larger command to write into
+    (committed with it) instead of one of its own.
     """
     df = read_measurements(measurements_csv, checks=True)
     hw = read_hardware(hardware_json, df["dtype"].astype(str))
     given = speculative_csv is not None
-    if speculative_csv is None:
+    frame = isinstance(measurements_csv, pd.DataFrame)
+    if speculative_csv is None and not frame:
         cand = speculative_path(measurements_csv)
         speculative_csv = cand if cand.is_file() else None
     spec = read_speculative(speculative_csv) if speculative_csv is not None else None
     out = Path(out_dir) if out_dir is not None else None
-    with OutputSet() as files:
+    m_source = measurements_csv.attrs.get("source", "measurements") if frame \
+        else Path(measurements_csv)
+    h_source = (hw.extra or {}).get("source", hw.name) if isinstance(hardware_json, HardwareSpec) \
+        else Path(hardware_json)
+    with (nullcontext(files) if files is not None else OutputSet()) as files:
         paths = output_files(out, spec is not None, figures) if out is not None else {}
         if fitted_hardware_json is not None:
             paths["fitted"] = Path(fitted_hardware_json)
@@ -214,8 +226,8 @@ def validate(measurements_csv: str | Path, hardware_json: str | Path,
             files.write_bytes(path, b"")              # every destination checked up front
         flops, nbytes = check_flops(df, hw), check_bytes(df)
         report = assess(df, hw, flops, nbytes, spec)
-        report.sources = {"measurements": Path(measurements_csv), "hardware":
-                          Path(hardware_json), "speculative": speculative_csv,
+        report.sources = {"measurements": m_source, "hardware": h_source,
+                          "speculative": speculative_csv,
                           "speculative_given": given, "fitted": fitted_hardware_json}
         if out is not None:
             report.out_dir, report.markdown = out, paths["markdown"]
