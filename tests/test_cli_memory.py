@@ -43,11 +43,13 @@ def test_presets_models_csv(capsys):
 
 def test_presets_both_as_one_json_object(capsys):
     data = run_json(capsys, "presets")
-    assert set(data) == {"models", "hardware"}
+    assert set(data) == {"models", "hardware", "engines"}
     gpt2 = next(r for r in data["models"] if r["name"] == "gpt2")
     assert gpt2["params"] == 124_439_808         # Hugging Face's count for GPT-2 small
     t4 = next(r for r in data["hardware"] if r["name"] == "t4")
     assert t4["bandwidth_gbs"] == 300            # T4 datasheet PDF
+    # the roofline itself and the profile fitted to the published serving measurements
+    assert {"ideal", "tuned"} <= {r["name"] for r in data["engines"]}
 
 
 def test_presets_both_as_one_csv_with_a_table_column(capsys):
