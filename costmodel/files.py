@@ -68,23 +68,26 @@ def parse_json(data: bytes | str, what: str) -> Any:
         raise ValueError(f"{what}: not valid JSON (nested too deeply)") from None
 
 
-def read_json(path: str | Path, what: str) -> Any:
-    """Read and parse a JSON file (see :func:`parse_json`); the errors name the file."""
-    p = Path(path)
-    label = f"{what} {p}"
-    if not p.exists():
+def read_limited(path: Path, label: str, kind: str, limit: int) -> bytes:
+    """The bytes of the ``kind`` file ``path`` (at most ``limit`` of them); ValueError starting
+    with ``label`` when it is missing, a folder, too large or unreadable."""
+    if not path.exists():
         raise ValueError(f"{label} does not exist")
-    if p.is_dir():
-        raise ValueError(f"{label} is a folder, not a JSON file")
+    if path.is_dir():
+        raise ValueError(f"{label} is a folder, not a {kind} file")
     try:
-        size = p.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise ValueError(f"{label}: the file is {size:,} bytes; at most {MAX_JSON_BYTES:,} "
-                             "are read")
-        data = p.read_bytes()
+        size = path.stat().st_size
+        if size > limit:
+            raise ValueError(f"{label}: the file is {size:,} bytes; at most {limit:,} are read")
+        return path.read_bytes()
     except OSError as e:
         raise ValueError(f"{label}: cannot be read ({e.strerror or e})") from None
-    return parse_json(data, label)
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """Read and parse a JSON file (see :func:`parse_json`); the errors name the file."""
+    label = f"{what} {Path(path)}"
+    return parse_json(read_limited(Path(path), label, "JSON", MAX_JSON_BYTES), label)
 
 
 def _umask() -> int:

@@ -390,6 +390,21 @@ def decode_intensity_vs_batch(batches: Sequence[float], intensity: Sequence[floa
     return fig
 
 
+def parity_axes(ax, lo: float, hi: float, band: float, xlabel: str, title: str) -> None:
+    """Frame a predicted-vs-measured scatter on log–log axes over [lo, hi]: the line y = x and
+    the shaded band [x / band, x · band] (labelled ±(band − 1))."""
+    ax.plot([lo, hi], [lo, hi], "k-", lw=1, label="y = x")
+    ax.fill_between([lo, hi], [lo / band, hi / band], [lo * band, hi * band],
+                    color="grey", alpha=0.15, label=f"±{(band - 1) * 100:.0f} %")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+
+
 def save(fig, path) -> None:
     """Save a figure as PNG (150 dpi)."""
     fig.savefig(path, dpi=150)

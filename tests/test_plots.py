@@ -42,9 +42,23 @@ def test_every_public_figure_function_is_covered(figures):
     public = {name for name in dir(plots) if not name.startswith("_")
               and callable(getattr(plots, name)) and getattr(getattr(plots, name),
                                                              "__module__", "") == plots.__name__}
-    public -= {"save"}
+    public -= {"save", "parity_axes"}       # helpers, tested on their own below
     covered = {k.removesuffix("_labels") for k in figures}
     assert public <= covered, public - covered
+
+
+def test_parity_axes_frames_a_log_log_band():
+    ax = Figure().subplots()
+    plots.parity_axes(ax, 1e-3, 10.0, 1.25, "measured s", "a title")
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    assert ax.get_xlim() == ax.get_ylim() == (1e-3, 10.0)
+    assert ax.get_xlabel() == "measured s" and ax.get_title() == "a title"
+    # the shaded band runs from x / 1.25 to x · 1.25 (0.8 ms and 1.25 ms at x = 1 ms)
+    (band,) = ax.collections
+    ys = band.get_paths()[0].vertices[:, 1]
+    assert min(ys) == pytest.approx(1e-3 / 1.25) and max(ys) == pytest.approx(10.0 * 1.25)
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels == ["y = x", "±25 %"]
 
 
 @pytest.mark.parametrize("name", ["roofline_chart", "roofline_chart_labels", "intensity_vs_n",

@@ -229,24 +229,25 @@ def hardware_names() -> tuple[str, ...]:
     return tuple(hardware_presets())
 
 
+def _choice_label(name: str, presets: dict, describe, upload: str, upload_text: str) -> str:
+    """'NAME · DESCRIPTION' for a preset; what the special choices mean otherwise."""
+    if name in presets:
+        return f"{name} · {describe(presets[name])}"
+    return {CUSTOM: "custom (edit the fields below)", upload: upload_text}.get(name, name)
+
+
 @cache
 def model_label(name: str) -> str:
     """'gpt2-xl · 1.56 B params' for a preset; what the special choices mean otherwise."""
-    presets = model_presets()
-    if name in presets:
-        return f"{name} · {param_count(presets[name]) / 1e9:.2f} B params"
-    return {CUSTOM: "custom (edit the fields below)",
-            HF_CONFIG: "from a Hugging Face config.json (upload below)"}.get(name, name)
+    return _choice_label(name, model_presets(), lambda m: f"{param_count(m) / 1e9:.2f} B params",
+                         HF_CONFIG, "from a Hugging Face config.json (upload below)")
 
 
 @cache
 def hardware_label(name: str) -> str:
     """'t4 · 16 GB GDDR6' for a preset; what the special choices mean otherwise."""
-    presets = hardware_presets()
-    if name in presets:
-        return f"{name} · {presets[name].memory_marketed}"
-    return {CUSTOM: "custom (edit the fields below)",
-            CALIBRATION: "from a calibration JSON (upload below)"}.get(name, name)
+    return _choice_label(name, hardware_presets(), lambda h: h.memory_marketed,
+                         CALIBRATION, "from a calibration JSON (upload below)")
 
 
 def model_field_values(m: ModelSpec) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from costmodel.checks import (
     check_number,
     check_text,
 )
-from costmodel.files import parse_json
+from costmodel.files import parse_json, read_limited
 from costmodel.lazy import deferred
 from costmodel.ops import ATTENTION, CAUSAL, KV_UPDATE, LM_HEAD, MOE_DISPATCH
 from costmodel.specs import (
@@ -160,17 +160,7 @@ def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
 def _read_csv(path: str | Path, what: str):
     """A CSV file as a DataFrame; ValueError naming the file when it cannot be one."""
     p = Path(path)
-    if not p.exists():
-        raise ValueError(f"{what}: {p} does not exist")
-    if p.is_dir():
-        raise ValueError(f"{what}: {p} is a folder, not a CSV file")
-    try:
-        size = p.stat().st_size
-        if size > MAX_CSV_BYTES:
-            raise ValueError(f"{what}: {p} is {size:,} bytes; at most {MAX_CSV_BYTES:,} are read")
-        raw = p.read_bytes()
-    except OSError as e:
-        raise ValueError(f"{what}: {p} cannot be read ({e.strerror or e})") from None
+    raw = read_limited(p, f"{what}: {p}", "CSV", MAX_CSV_BYTES)
     if not raw.strip():
         raise ValueError(f"{what}: {p} is empty")
     try:

@@ -28,6 +28,7 @@ from tabulate import tabulate
 
 from costmodel.files import OutputSet
 from costmodel.lazy import deferred
+from costmodel.plots import parity_axes
 from costmodel.presets import engine_defaults, engine_presets
 from costmodel.specs import EngineProfile
 from costmodel.validation.profiles import (
@@ -496,16 +497,7 @@ def fig_scatter(points):
             if sel.any():
                 ax.scatter(meas[sel], preds[col][sel], s=20, c=CLASS_COLORS.get(c, "k"),
                            alpha=0.8, label=f"{c} ({int(sel.sum())})")
-        ax.plot([lo, hi], [lo, hi], "k-", lw=1)
-        ax.fill_between([lo, hi], [lo / 1.35, hi / 1.35], [lo * 1.35, hi * 1.35],
-                        color="grey", alpha=0.15, label="±35 %")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(lo, hi)
-        ax.set_xlabel("measured seconds (a rate as seconds per token)")
-        ax.set_title(title)
-        ax.grid(True, which="both", alpha=0.3)
+        parity_axes(ax, lo, hi, 1.35, "measured seconds (a rate as seconds per token)", title)
     axes[0].set_ylabel("predicted seconds")
     axes[0].legend(fontsize=8, loc="upper left")
     fig.suptitle("Published GPU measurements: predicted vs measured (log–log)")

@@ -13,6 +13,7 @@ from tabulate import tabulate
 
 from costmodel.lazy import deferred
 from costmodel.params import param_count
+from costmodel.plots import parity_axes
 from costmodel.roofline import analyze
 from costmodel.units import GB
 from costmodel.validation.io import TIME_COLUMN, analysis_kwargs, measured_workload, spec_of
@@ -334,16 +335,7 @@ def fig_scatter(points):
                        edgecolors=PHASE_COLORS.get(phase, "k"), label=f"{phase} (train)")
             ax.scatter(test[TIME_COLUMN], test[col], s=22, c=PHASE_COLORS.get(phase, "k"),
                        label=f"{phase} (held out)")
-        ax.plot([lo, hi], [lo, hi], "k-", lw=1, label="y = x")
-        ax.fill_between([lo, hi], [lo / 1.25, hi / 1.25], [lo * 1.25, hi * 1.25],
-                        color="grey", alpha=0.15, label="±25 %")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(lo, hi)
-        ax.set_xlabel("measured seconds per pass")
-        ax.set_title(title)
-        ax.grid(True, which="both", alpha=0.3)
+        parity_axes(ax, lo, hi, 1.25, "measured seconds per pass", title)
     axes[0].set_ylabel("predicted seconds per pass")
     axes[1].legend(fontsize=7, loc="upper left")
     fig.suptitle("Reference model on this machine: predicted vs measured (log–log)")
