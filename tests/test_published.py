@@ -383,3 +383,20 @@ def test_added_presets_are_their_public_configs(fixture, preset):
     for f in dataclasses.fields(mine):
         if f.name not in ("name", "source"):
             assert getattr(from_config, f.name) == getattr(mine, f.name), f.name
+
+
+# --------------------------------------------------------------------------- W8A8 activations
+
+
+def test_an_8bit_activation_row_prices_16bit_activations(published):
+    """p061: Llama-2-70B, fp8 W8A8 (activation_dtype fp8 in the CSV), TP 4, a 128-token
+    prefill. The 8 bits are the GEMM inputs only; the residual stream and the all-reduced GEMM
+    outputs stay 16-bit (TensorRT-LLM FP8RowLinear.forward dequantizes to self.dtype before
+    multiply_reduce). Hand algebra: 2 all-reduces per layer × 80 layers × 128 tokens × d_model
+    8192 × 2 bytes = 335,544,320 bytes."""
+    row = next(r for r in rows_of(CSV) if r["id"] == "p061")
+    assert row["activation_dtype"] == "fp8"
+    req = next(r for r in published.requests if r.id == "p061")
+    assert req.act_bytes == 2
+    a = cm.prefill(req.model, req.hardware, req.input_tokens, req.batch, **req.analyze_kwargs())
+    assert a.comm_bytes == 2 * 80 * 128 * 8192 * 2 == 335_544_320

@@ -2,9 +2,10 @@ r"""The published GPU measurement set (``data/published/measurements.csv``): its
 and the one way a row is priced.
 
 Every row becomes a :class:`Request` — a model preset, a hardware preset, a weight format, the
-KV and activation widths, TP (and PP), the batch, the input and output lengths, the engine class
-and the metric — and every metric is priced through :func:`costmodel.roofline.generation` (the
-closed-form sum over the decode steps), with no per-row or per-model parameter:
+KV and activation widths (activations at least 16-bit: :data:`MIN_ACT_BYTES`), TP (and PP), the
+batch, the input and output lengths, the engine class and the metric — and every metric is
+priced through :func:`costmodel.roofline.generation` (the closed-form sum over the decode steps),
+with no per-row or per-model parameter:
 
     metric kind      value predicted                             time it implies (seconds)
     ttft             Generation.ttft (the prefill pass)          ttft
@@ -118,6 +119,16 @@ ENGINES = {
 ENGINE_CLASSES = ("tuned", "llama.cpp", "eager")
 #: Bytes of one element of a KV-cache or activation dtype.
 ELEMENT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
+#: The narrowest activations the roofline prices. An 8-bit ``activation_dtype`` (a W8A8 recipe)
+#: is the precision of the GEMM *inputs* only: each linear quantizes its 16-bit input on the way
+#: in and writes its output in 16 bits, so the residual stream, the GEMM outputs and the
+#: all-reduced partial sums of a tensor-parallel layer — what ``act_bytes`` prices — stay 16-bit.
+#: TensorRT-LLM (``tensorrt_llm/quantization/layers.py``, ``FP8RowLinear.forward``: quantize,
+#: dequantize to ``self.dtype``, then ``multiply_reduce`` — the GEMM and the all-reduce of its
+#: ``self.dtype`` output) and vLLM (``model_executor/layers/quantization/utils/w8a8_utils.py``
+#: ``apply_fp8_linear``: ``cutlass_scaled_mm(..., out_dtype=input.dtype)``; ``RowParallelLinear``
+#: all-reduces that output) both do so.
+MIN_ACT_BYTES = 2
 
 
 @dataclass(frozen=True)
@@ -300,7 +311,7 @@ def _request(row: _Row) -> Request:
                                            f"is {weight_dtype!r}")
         weights = Weights(weight_dtype, quant=weight_dtype)
     kv = ELEMENT_BYTES[row.choice("kv_dtype", ELEMENT_BYTES)]
-    act = ELEMENT_BYTES[row.choice("activation_dtype", ELEMENT_BYTES)]
+    act = max(ELEMENT_BYTES[row.choice("activation_dtype", ELEMENT_BYTES)], MIN_ACT_BYTES)
     tp, pp, ep = row.int("tp", 1, 1024), row.int("pp", 1, 1024), row.int("ep", 1, 1)
     gpus = row.int("gpu_count", 1, 4096)
     if gpus != tp * pp * ep:
@@ -387,6 +398,6 @@ def requests_table(requests: list[Request]):
 
 
 __all__ = ["COLUMNS", "ELEMENT_BYTES", "ENGINES", "ENGINE_CLASSES", "GPUS", "LEFT_OUT_MODELS",
-           "METRICS", "METRIC_UNITS", "MODELS", "PUBLISHED_CSV", "PublishedSet", "QUANTS",
-           "REQUIRED", "Request", "SOURCE_COLUMNS", "Weights", "read_published",
+           "METRICS", "METRIC_UNITS", "MIN_ACT_BYTES", "MODELS", "PUBLISHED_CSV", "PublishedSet",
+           "QUANTS", "REQUIRED", "Request", "SOURCE_COLUMNS", "Weights", "read_published",
            "requests_table"]
