@@ -38,9 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from costmodel.checks import check_fraction, check_int, check_nonneg_number
 from costmodel.quant import DTYPE_BYTES, Format, dtype_for_bytes
-from costmodel.specs import EngineProfile, HardwareSpec
+from costmodel.specs import EngineProfile, HardwareSpec, check_efficiencies
 
 #: Compute dtypes narrower than 16 bits: an engine profile's ``eta_c_8bit`` prices their GEMMs.
 NARROW_DTYPES = ("fp8", "int8", "fp4")
@@ -69,18 +68,7 @@ class Efficiency:
     bands: Mapping[str, tuple[float, float]] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        put = object.__setattr__
-        put(self, "eta_c", check_fraction("eta_c", self.eta_c))
-        put(self, "eta_m", check_fraction("eta_m", self.eta_m))
-        for name in ("eta_c_skinny", "eta_m_elementwise", "eta_m_quant"):
-            if getattr(self, name) is not None:
-                put(self, name, check_fraction(name, getattr(self, name)))
-        put(self, "skinny_rows", check_int("skinny_rows", self.skinny_rows, 1, 2**31 - 1))
-        for name in ("kernel_overhead", "step_overhead", "layer_overhead"):
-            put(self, name, check_nonneg_number(name, getattr(self, name), 1.0))
-        if self.comm_latency is not None:
-            put(self, "comm_latency", check_nonneg_number("comm_latency", self.comm_latency,
-                                                          1.0))
+        check_efficiencies(self)
 
     @classmethod
     def of(cls, hw: HardwareSpec, engine: EngineProfile | None = None,

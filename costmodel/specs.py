@@ -42,6 +42,31 @@ MAX_LATENCY = 1.0                 # seconds per all-reduce or per kernel
 MAX_WATTS = 1e6
 
 
+#: The efficiency fields a pricing reads, wherever they are held (HardwareSpec, EngineProfile,
+#: costmodel.pricing.Efficiency): fractions in (0, 1]; fractions that default to a general one
+#: (None); seconds in [0, MAX_LATENCY] (comm_latency: None = the hardware's); a row count.
+EFFICIENCY_FRACTIONS = ("eta_c", "eta_m")
+OPTIONAL_FRACTIONS = ("eta_c_skinny", "eta_m_elementwise", "eta_m_quant", "eta_c_8bit")
+OVERHEADS = ("kernel_overhead", "step_overhead", "layer_overhead", "comm_latency")
+
+
+def check_efficiencies(obj: Any) -> None:
+    """Check and normalise, in place on a frozen dataclass, whichever efficiency fields ``obj``
+    has (see :data:`EFFICIENCY_FRACTIONS`, :data:`OPTIONAL_FRACTIONS`, :data:`OVERHEADS`)."""
+    put = object.__setattr__
+    for name in EFFICIENCY_FRACTIONS:
+        if hasattr(obj, name):
+            put(obj, name, check_fraction(name, getattr(obj, name)))
+    for name in OPTIONAL_FRACTIONS:
+        if getattr(obj, name, None) is not None:
+            put(obj, name, check_fraction(name, getattr(obj, name)))
+    for name in OVERHEADS:
+        if getattr(obj, name, None) is not None:
+            put(obj, name, check_nonneg_number(name, getattr(obj, name), MAX_LATENCY))
+    if hasattr(obj, "skinny_rows"):
+        put(obj, "skinny_rows", check_int("skinny_rows", obj.skinny_rows, 1, 2**31 - 1))
+
+
 @dataclass(frozen=True, repr=False)
 class ModelSpec:
     """A decoder-only transformer.
@@ -322,15 +347,9 @@ class HardwareSpec:
         put(self, "peak_flops", peaks)
         put(self, "interconnect_bandwidth", check_nonneg_number(
             "interconnect_bandwidth", self.interconnect_bandwidth, MAX_BANDWIDTH))
-        for name, hi in (("interconnect_latency", MAX_LATENCY), ("tdp_watts", MAX_WATTS),
-                         ("kernel_overhead", MAX_LATENCY)):
+        for name, hi in (("interconnect_latency", MAX_LATENCY), ("tdp_watts", MAX_WATTS)):
             put(self, name, check_nonneg_number(name, getattr(self, name), hi))
-        for name in ("eta_c", "eta_m"):
-            put(self, name, check_fraction(name, getattr(self, name)))
-        for name in ("eta_c_skinny", "eta_m_elementwise"):
-            if getattr(self, name) is not None:
-                put(self, name, check_fraction(name, getattr(self, name)))
-        put(self, "skinny_rows", check_int("skinny_rows", self.skinny_rows, 1, 2**31 - 1))
+        check_efficiencies(self)
         for name in ("memory_marketed", "source", "notes"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name}: must be text, got {type(getattr(self, name)).__name__}")
@@ -438,17 +457,7 @@ class EngineProfile:
     def __post_init__(self) -> None:
         put = object.__setattr__
         put(self, "name", check_text("name", self.name))
-        for name in ("eta_c", "eta_m"):
-            put(self, name, check_fraction(name, getattr(self, name)))
-        for name in ("eta_c_skinny", "eta_m_elementwise", "eta_m_quant", "eta_c_8bit"):
-            if getattr(self, name) is not None:
-                put(self, name, check_fraction(name, getattr(self, name)))
-        put(self, "skinny_rows", check_int("skinny_rows", self.skinny_rows, 1, 2**31 - 1))
-        for name in ("kernel_overhead", "step_overhead", "layer_overhead"):
-            put(self, name, check_nonneg_number(name, getattr(self, name), MAX_LATENCY))
-        if self.comm_latency is not None:
-            put(self, "comm_latency", check_nonneg_number("comm_latency", self.comm_latency,
-                                                          MAX_LATENCY))
+        check_efficiencies(self)
         check_choice("attention", self.attention, ("standard", "fused", "eager"))
         bands = {}
         for regime, band in dict(check_mapping("bands", self.bands)).items():
