@@ -140,7 +140,7 @@ class Machine:
         profile's efficiencies and explicit ``overrides``. Resolved machines are kept for the
         last few hardware objects (specs are immutable)."""
         key = (id(hw), dtype, weight_bytes >= 4, id(engine), fmt,
-               tuple(sorted(overrides.items())))
+               tuple(item for item in overrides.items() if item[1] is not None))
         hit = _MACHINES.get(key)
         if hit is not None and hit[0] is hw and hit[2] is engine:
             return hit[1]
@@ -170,8 +170,12 @@ def resolve_dtype(hw: HardwareSpec, dtype: str | None, weight_bytes: float) -> s
 def allreduce_time(comm_bytes, tp, link_bandwidth: float, latency: float):
     """Ring all-reduce of ``comm_bytes`` over ``tp`` GPUs: 2 (TP − 1)/TP · m / β_link + latency,
     0 where there is nothing to reduce or TP = 1 (arrays broadcast)."""
-    if np.ndim(tp) == 0 and tp == 1:
-        return np.zeros(np.shape(comm_bytes))
+    if np.ndim(tp) == 0:
+        if tp == 1:
+            return np.zeros(np.shape(comm_bytes))
+        if link_bandwidth > 0:          # one group size: no broadcasting, no error state
+            comm = np.asarray(comm_bytes, dtype=float)
+            return np.where(comm > 0, 2 * (tp - 1) / tp * comm / link_bandwidth + latency, 0.0)
     tp = np.asarray(tp, dtype=float)
     comm = np.asarray(comm_bytes, dtype=float)
     ring = np.where(tp > 1, 2 * (tp - 1) / np.maximum(tp, 1), 0.0)
@@ -206,7 +210,8 @@ def comm_time(comm_bytes, alltoall, tp, ep, link_bandwidth: float, latency: floa
     """Communication time of operators: an all-reduce over the TP group, or (where
     ``alltoall``) an all-to-all over the EP group."""
     ar = allreduce_time(comm_bytes, tp, link_bandwidth, latency)
-    if not np.any(alltoall):
+    alltoall = np.asarray(alltoall)
+    if not alltoall.any():
         return ar
     return np.where(alltoall, alltoall_time(comm_bytes, ep, link_bandwidth, latency), ar)
 

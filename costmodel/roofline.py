@@ -433,8 +433,10 @@ def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_toke
              "kernels": comp.kernels * count * active,
              "skinny": comp.weight_matmul & (per_occ[:, 7] <= mach.efficiency.skinny_rows),
              "streaming": comp.streaming,
-             "quantized": comp.weight_matmul & (np.where(comp.expert, expert_weight_bytes,
-                                                         weight_bytes) < mach.element_bytes)}
+             "quantized": comp.weight_matmul & (
+                 weight_bytes < mach.element_bytes if expert_weight_bytes == weight_bytes
+                 else np.where(comp.expert, expert_weight_bytes, weight_bytes)
+                 < mach.element_bytes)}
     priced = price(**terms, **mach.efficiency.terms)
     workload = {"batch": batch, "new_tokens": new_tokens, "cached_tokens": cached_tokens,
                 "tp": tp, "weight_bytes": weight_bytes, "kv_bytes": kv_bytes,
