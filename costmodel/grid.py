@@ -111,12 +111,12 @@ def _price_ops(per_op: list[tuple], mach: Machine, n_layers: int, shape, tp, ep,
         kernels = op.kernels * count * ((f + b) > 0)
         p = price(f / mach.peak, b / mach.bandwidth, comm_t, kernels, skinny, streaming,
                   quantized, **terms)
-        out["time"] = out["time"] + p.time
-        out["compute"] = out["compute"] + p.compute
-        out["memory"] = out["memory"] + p.memory
-        out["comm"] = out["comm"] + p.comm
+        out["time"] += p.time                  # in place: no new array per operator
+        out["compute"] += p.compute
+        out["memory"] += p.memory
+        out["comm"] += p.comm
         if op.per_layer:
-            out["layer_time"] = out["layer_time"] + p.time
+            out["layer_time"] += p.time
     return out
 
 

@@ -178,6 +178,8 @@ def allreduce_time(comm_bytes, tp, link_bandwidth: float, latency: float):
             return np.where(comm > 0, 2 * (tp - 1) / tp * comm / link_bandwidth + latency, 0.0)
     tp = np.asarray(tp, dtype=float)
     comm = np.asarray(comm_bytes, dtype=float)
+    if comm.ndim == 0 and comm <= 0:    # an operator that reduces nothing, at every point
+        return np.zeros(np.broadcast_shapes(comm.shape, tp.shape))
     ring = np.where(tp > 1, 2 * (tp - 1) / np.maximum(tp, 1), 0.0)
     active = (comm > 0) & (tp > 1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -192,6 +194,8 @@ def alltoall_time(comm_bytes, group, link_bandwidth: float, latency: float):
         return np.zeros(np.shape(comm_bytes))
     g = np.asarray(group, dtype=float)
     comm = np.asarray(comm_bytes, dtype=float)
+    if comm.ndim == 0 and comm <= 0:
+        return np.zeros(np.broadcast_shapes(comm.shape, g.shape))
     active = (comm > 0) & (g > 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (g - 1) / np.maximum(g, 1) * comm / link_bandwidth + latency
