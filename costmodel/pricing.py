@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from costmodel.quant import DTYPE_BYTES, Format, dtype_for_bytes
-from costmodel.specs import EngineProfile, HardwareSpec, check_efficiencies
+from costmodel.specs import Efficiencies, EngineProfile, HardwareSpec
 
 #: Compute dtypes narrower than 16 bits: an engine profile's ``eta_c_8bit`` prices their GEMMs.
 NARROW_DTYPES = ("fp8", "int8", "fp4")
@@ -50,25 +50,13 @@ EFFICIENCY_FIELDS = ("eta_c", "eta_m", "eta_c_skinny", "eta_m_elementwise", "eta
                      "comm_latency")
 
 
-@dataclass(frozen=True)
-class Efficiency:
-    """The efficiencies one pricing applies (see the module docstring)."""
+@dataclass(frozen=True, kw_only=True)
+class Efficiency(Efficiencies):
+    """The efficiencies one pricing applies (see the module docstring): the hardware's, an
+    engine profile's (``engine`` its name, ``bands`` its error bands) and explicit ones."""
 
-    eta_c: float = 1.0
-    eta_m: float = 1.0
-    eta_c_skinny: float | None = None
-    eta_m_elementwise: float | None = None
-    eta_m_quant: float | None = None
-    skinny_rows: int = 8
-    kernel_overhead: float = 0.0
-    step_overhead: float = 0.0
-    layer_overhead: float = 0.0
-    comm_latency: float | None = None
     engine: str = ""
     bands: Mapping[str, tuple[float, float]] = field(default_factory=dict, compare=False)
-
-    def __post_init__(self) -> None:
-        check_efficiencies(self)
 
     @classmethod
     def of(cls, hw: HardwareSpec, engine: EngineProfile | None = None,

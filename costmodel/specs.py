@@ -414,8 +414,29 @@ class HardwareSpec:
 REGIMES = ("decode_b1", "decode_batched", "prefill", "tp", "quantized")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Efficiencies:
+    """The efficiency fields a pricing reads, declared once (keyword-only; checked by
+    :func:`check_efficiencies`): an :class:`EngineProfile` adds what names and describes an
+    engine, :class:`costmodel.pricing.Efficiency` what one pricing resolved them from."""
+
+    eta_c: float = 1.0
+    eta_m: float = 1.0
+    eta_c_skinny: float | None = None
+    eta_m_elementwise: float | None = None
+    eta_m_quant: float | None = None
+    skinny_rows: int = 8
+    kernel_overhead: float = 0.0
+    step_overhead: float = 0.0
+    layer_overhead: float = 0.0
+    comm_latency: float | None = None
+
+    def __post_init__(self) -> None:
+        check_efficiencies(self)
+
+
 @dataclass(frozen=True, repr=False)
-class EngineProfile:
+class EngineProfile(Efficiencies):
     """How a class of inference engine runs a model, in a handful of global, physically
     meaningful numbers (no per-model or per-row parameter) — the typed efficiencies
     :mod:`costmodel.pricing` applies on top of a datasheet machine:
@@ -438,16 +459,6 @@ class EngineProfile:
     """
 
     name: str
-    eta_c: float = 1.0
-    eta_m: float = 1.0
-    eta_c_skinny: float | None = None
-    eta_m_elementwise: float | None = None
-    eta_m_quant: float | None = None
-    skinny_rows: int = 8
-    kernel_overhead: float = 0.0
-    step_overhead: float = 0.0
-    layer_overhead: float = 0.0
-    comm_latency: float | None = None
     attention: str = "standard"
     bands: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     source: str = ""
@@ -457,7 +468,7 @@ class EngineProfile:
     def __post_init__(self) -> None:
         put = object.__setattr__
         put(self, "name", check_text("name", self.name))
-        check_efficiencies(self)
+        super().__post_init__()
         check_choice("attention", self.attention, ("standard", "fused", "eager"))
         bands = {}
         for regime, band in dict(check_mapping("bands", self.bands)).items():
