@@ -190,15 +190,7 @@ def _hardware_base() -> dict:
 #: Hardware JSON texts (or bytes) that must be refused, by label.
 def broken_hardware() -> dict[str, str | bytes]:
     out: dict[str, str | bytes] = {}
-
-    def variant(label: str, **changes) -> None:
-        data = _hardware_base()
-        for key, value in changes.items():
-            if value is _DROP:
-                data.pop(key)
-            else:
-                data[key] = value
-        out[label] = json.dumps(data)
+    variant = _variants(out, _hardware_base)
 
     variant("peak_flops list", peak_flops=[1e12])
     variant("peak_flops string", peak_flops="1e12")
@@ -262,6 +254,20 @@ def broken_hardware() -> dict[str, str | bytes]:
 _DROP = object()
 
 
+def _variants(out: dict, base):
+    """``variant(label, **changes)``: puts into ``out`` the JSON of ``base()`` with ``changes``
+    applied (a value of ``_DROP`` removes the key)."""
+    def variant(label: str, **changes) -> None:
+        data = base()
+        for key, value in changes.items():
+            if value is _DROP:
+                data.pop(key)
+            else:
+                data[key] = value
+        out[label] = json.dumps(data)
+    return variant
+
+
 def _llama_base() -> dict:
     return {"model_type": "llama", "num_hidden_layers": 32, "hidden_size": 4096,
             "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336,
@@ -271,15 +277,7 @@ def _llama_base() -> dict:
 #: Hugging Face config.json texts (or bytes) that must be refused, by label.
 def broken_configs() -> dict[str, str | bytes]:
     out: dict[str, str | bytes] = {}
-
-    def variant(label: str, **changes) -> None:
-        data = _llama_base()
-        for key, value in changes.items():
-            if value is _DROP:
-                data.pop(key)
-            else:
-                data[key] = value
-        out[label] = json.dumps(data)
+    variant = _variants(out, _llama_base)
 
     for field in ("num_hidden_layers", "hidden_size", "num_attention_heads",
                   "num_key_value_heads", "intermediate_size", "vocab_size",
