@@ -163,7 +163,7 @@ def allreduce_time(comm_bytes, tp, link_bandwidth: float, latency: float):
             return np.zeros(np.shape(comm_bytes))
         if link_bandwidth > 0:          # one group size: no broadcasting, no error state
             comm = np.asarray(comm_bytes, dtype=float)
-            return np.where(comm > 0, 2 * (tp - 1) / tp * comm / link_bandwidth + latency, 0.0)
+            return np.where(comm > 0, comm * (2 * (tp - 1) / tp / link_bandwidth) + latency, 0.0)
     tp = np.asarray(tp, dtype=float)
     comm = np.asarray(comm_bytes, dtype=float)
     if comm.ndim == 0 and comm <= 0:    # an operator that reduces nothing, at every point
@@ -200,10 +200,9 @@ def p2p_time(comm_bytes, link_bandwidth: float, latency: float):
 
 def comm_time(comm_bytes, alltoall, tp, ep, link_bandwidth: float, latency: float):
     """Communication time of operators: an all-reduce over the TP group, or (where
-    ``alltoall``) an all-to-all over the EP group."""
+    ``alltoall``, a mask or ``False`` for none) an all-to-all over the EP group."""
     ar = allreduce_time(comm_bytes, tp, link_bandwidth, latency)
-    alltoall = np.asarray(alltoall)
-    if not alltoall.any():
+    if alltoall is False or not np.any(alltoall):
         return ar
     return np.where(alltoall, alltoall_time(comm_bytes, ep, link_bandwidth, latency), ar)
 

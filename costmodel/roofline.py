@@ -92,6 +92,10 @@ class Compiled:
     alltoall: np.ndarray          # communication over the EP group (else TP all-reduce)
     expert: np.ndarray            # routed-expert weight matmuls (their weights at b_we)
 
+    @cached_property
+    def any_alltoall(self) -> bool:
+        return bool(self.alltoall.any())
+
 
 @cache
 def compiled(flags: tuple, options: Options) -> Compiled:
@@ -424,11 +428,14 @@ def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_toke
     per_occ = np.array(vals, dtype=float).reshape(len(comp.ops), len(QUANTITIES))
     count = per_occ[:, 8]
     qty = per_occ[:, :7] * count[:, None]
-    qty[:, 6] *= np.where(comp.alltoall, ep > 1, tp > 1)   # no group, no communication
+    # no group, no communication: an operator all-to-alls over the EP group where marked,
+    # else all-reduces over the TP group
+    alltoall = comp.alltoall if comp.any_alltoall else False
+    qty[:, 6] *= np.where(alltoall, ep > 1, tp > 1) if comp.any_alltoall else tp > 1
     flops, nbytes = qty[:, 0], qty[:, 1:6].sum(axis=1)
     active = (flops + nbytes) > 0
     terms = {"compute_ideal": flops / mach.peak, "memory_ideal": nbytes / mach.bandwidth,
-             "comm": comm_time(per_occ[:, 6], comp.alltoall, tp, ep, mach.link_bandwidth,
+             "comm": comm_time(per_occ[:, 6], alltoall, tp, ep, mach.link_bandwidth,
                                mach.link_latency) * count,
              "kernels": comp.kernels * count * active,
              "skinny": comp.weight_matmul & (per_occ[:, 7] <= mach.efficiency.skinny_rows),
