@@ -10,6 +10,7 @@ would.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -102,6 +103,15 @@ def _price_ops(per_op: list[tuple], mach: Machine, n_layers: int, shape, tp, ep,
     fixed = mach.efficiency.pass_overhead(n_layers)
     out = {"time": np.full(shape, fixed), "compute": np.zeros(shape), "memory": np.zeros(shape),
            "comm": np.zeros(shape), "layer_time": np.zeros(shape)}
+    partial: dict[tuple, np.ndarray] = {}     # sums of the operators of one shape, per field
+
+    def add(name: str, value) -> None:
+        value = np.asarray(value, dtype=float)
+        key = (name, value.shape)
+        if key in partial:
+            partial[key] += value
+        else:
+            partial[key] = value.copy()
     for op, f, b, comm, rows, count in per_op:
         skinny, streaming = op_classes(op.kind, rows, mach.efficiency.skinny_rows)
         op_bytes = expert_weight_bytes if op.name.startswith("experts_") else weight_bytes
@@ -111,12 +121,14 @@ def _price_ops(per_op: list[tuple], mach: Machine, n_layers: int, shape, tp, ep,
         kernels = op.kernels * count * ((f + b) > 0)
         p = price(f / mach.peak, b / mach.bandwidth, comm_t, kernels, skinny, streaming,
                   quantized, **terms)
-        out["time"] += p.time                  # in place: no new array per operator
-        out["compute"] += p.compute
-        out["memory"] += p.memory
-        out["comm"] += p.comm
+        add("time", p.time)
+        add("compute", p.compute)
+        add("memory", p.memory)
+        add("comm", p.comm)
         if op.per_layer:
-            out["layer_time"] += p.time
+            add("layer_time", p.time)
+    for (name, _), total in partial.items():   # each shape's sum broadcast onto the grid once
+        out[name] += total
     return out
 
 
@@ -235,12 +247,16 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
         check_element_bytes(name, value)
     check_fraction("mem_util", mem_util)
     opts = Options(**{"kv_cache": writes_cache(phase), **options, "expert_parallel": ep > 1})
-    B_, C_, T_ = np.meshgrid(bs, cs, tps, indexing="ij")
+    # sparse axes (B × 1 × 1, 1 × C × 1, 1 × 1 × T): each operator is priced on the axes it
+    # depends on, and the sums broadcast to the full grid
+    B_, C_, T_ = np.meshgrid(bs, cs, tps, indexing="ij", sparse=True)
+    shape = np.broadcast_shapes(B_.shape, C_.shape, T_.shape)
     DP_ = np.vectorize(dps.get, otypes=[np.int64])(T_)
-    qv, cv = substitute(phase, C_, gamma, chunk)
+    # a q or c the phase fixes (decode's q = 1, prefill's c = 0) is a number, not an axis
+    qv, cv = (v.flat[0] if np.all(v == v.flat[0]) else v
+              for v in substitute(phase, C_, gamma, chunk))
     per_op = _values(m, opts, [(B_, qv, cv)], T_, ep, DP_, weight_bytes, expert_weight_bytes,
                      act_bytes, kv_bytes)
-    shape = B_.shape
     flops = np.zeros(shape)
     nbytes = np.zeros(shape)
     for _, f, b, *_ in per_op:
@@ -258,9 +274,13 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
         weights_gpu = weight_memory(m, weight_bytes, expert_weight_bytes) / T_
         requests_gpu = B_
     # the no-cache baseline keeps no KV cache between steps: only the weights must fit
-    need = weights_gpu + (requests_gpu * kv_gpu if opts.kv_cache else 0)
+    need = np.broadcast_to(weights_gpu + (requests_gpu * kv_gpu if opts.kv_cache else 0),
+                           shape)
     regimes = regime(B_, qv, T_, min(weight_bytes, expert_weight_bytes))
     new_tokens = B_ * qv if opts.kv_cache else B_
+    n = math.prod(shape)
+    tp_axis = T_
+    B_, C_, T_ = (np.broadcast_to(a, shape) for a in (B_, C_, T_))
     names = list(dict.fromkeys(h.name for h in hws))
     frames = []
     for h in hws:
@@ -271,7 +291,7 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
                           eta_m_elementwise=eta_m_elementwise, eta_m_quant=eta_m_quant,
                           kernel_overhead=kernel_overhead, step_overhead=step_overhead,
                           layer_overhead=layer_overhead)
-        sums = _price_ops(per_op, mach, m.n_layers, shape, T_, ep, weight_bytes,
+        sums = _price_ops(per_op, mach, m.n_layers, shape, tp_axis, ep, weight_bytes,
                           expert_weight_bytes)
         time = sums["time"]
         bound = np.where(sums["comm"] > np.maximum(sums["compute"], sums["memory"]),
@@ -289,9 +309,9 @@ def sweep(m: ModelSpec | str, hw: HardwareSpec | str | Sequence, batch=1, contex
             bands = {"time_lo": (time * lo).ravel(), "time_hi": (time * hi).ravel()}
         frames.append(pd.DataFrame({
             "hardware": pd.Categorical.from_codes(
-                np.full(B_.size, names.index(h.name), dtype=np.int16), names),
+                np.full(n, names.index(h.name), dtype=np.int16), names),
             "dtype": pd.Categorical.from_codes(
-                np.full(B_.size, DTYPES.index(mach.dtype), dtype=np.int8), DTYPES),
+                np.full(n, DTYPES.index(mach.dtype), dtype=np.int8), DTYPES),
             "batch": B_.ravel().astype(np.int64), "context": C_.ravel().astype(np.int64),
             "tp": T_.ravel().astype(np.int64),
             "flops": flops.ravel(), "bytes": nbytes.ravel(), "intensity": intensity.ravel(),
