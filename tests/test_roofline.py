@@ -127,18 +127,21 @@ def test_sum_max_linear_floats(a0, a1, b0, b1, lo, n):
                                                                           abs=1e-6)
 
 
+# dense GQA; sliding-window + global layers; a mixture of experts; latent attention (MLA)
+@pytest.mark.parametrize("model", ["llama3-8b", "gemma3-27b", "mixtral-8x7b",
+                                   "deepseek-v2-lite"])
 @pytest.mark.parametrize("phase", ["decode", "prefill", "no_cache", "verify"])
-def test_sweep_rows_equal_analyze(phase):
+def test_sweep_rows_equal_analyze(phase, model):
     batches, contexts, tps = [1, 7, 64], [1, 300, 4096], [1, 2, 8]
     hws = ["a100-80gb", "h100-sxm"]
-    df = cm.sweep("llama3-8b", hws, batch=batches, context=contexts, tp=tps, phase=phase,
+    df = cm.sweep(model, hws, batch=batches, context=contexts, tp=tps, phase=phase,
                   gamma=3)
     assert len(df) == len(batches) * len(contexts) * len(tps) * len(hws)
     step = {"decode": lambda s: (1, s, True), "prefill": lambda s: (s, 0, True),
             "no_cache": lambda s: (s, 0, False), "verify": lambda s: (4, s, True)}[phase]
     for row in df.itertuples():
         q, c, kv_cache = step(int(row.context))
-        a = cm.analyze("llama3-8b", row.hardware, batch=int(row.batch), new_tokens=q,
+        a = cm.analyze(model, row.hardware, batch=int(row.batch), new_tokens=q,
                        cached_tokens=c, tp=int(row.tp), kv_cache=kv_cache)
         assert row.flops == pytest.approx(a.flops, rel=1e-12)
         assert row.bytes == pytest.approx(a.bytes, rel=1e-12)
