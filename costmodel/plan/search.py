@@ -31,11 +31,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import costmodel.plan.batching as batching
+import costmodel.plan.cost as cost
 from costmodel.batch import check_parallel, check_tp
 from costmodel.checks import check_choice, check_element_bytes, check_int, check_number
 from costmodel.grid import steps
 from costmodel.lazy import deferred
-from costmodel.plan import batching, cost
 from costmodel.plan.memory import (
     BLOCK_SIZE,
     DRIVER_RESERVE,

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import costmodel.plan.batching as batching
+import costmodel.plan.cost as cost
 from costmodel.batch import check_parallel, check_tp
 from costmodel.checks import check_choice, check_element_bytes, check_int, check_positive_int
 from costmodel.grid import steps
 from costmodel.params import resolve_weight_bytes
-from costmodel.plan import batching, cost
 from costmodel.plan.memory import (
     BLOCK_SIZE,
     GPU_MEMORY_UTILIZATION,
