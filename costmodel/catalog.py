@@ -4,6 +4,7 @@ notebooks show. Each entry is the same Formula object the numbers come from."""
 from __future__ import annotations
 
 from costmodel.batch import batch_formulas, max_batch_formula
+from costmodel.decoding import critical_batch_formula, decode_time_formula
 from costmodel.formula import Formula
 from costmodel.intensity import attention_formulas
 from costmodel.kvcache import kv_formulas
@@ -15,7 +16,6 @@ from costmodel.params import (
     weight_memory_formula,
 )
 from costmodel.presets import model as model_preset
-from costmodel.roofline import critical_batch_formula, decode_time_formula
 from costmodel.specs import ModelSpec
 from costmodel.speculative import EXPECTED_TOKENS, SPEEDUP
 from costmodel.symbols import TP, B, c, q, s

@@ -1,6 +1,6 @@
 r"""Speculative decoding, the formulas: expected tokens, walltime improvement, the best γ and the
 acceptance rate (the cost ratio priced through the roofline is
-:func:`costmodel.roofline.speculative_speedup`).
+:func:`costmodel.decoding.speculative_speedup`).
 
 A draft model proposes γ tokens; the target verifies them in one pass and keeps the longest
 accepted prefix plus one token of its own (the correction at the first rejection, or a bonus
@@ -11,7 +11,7 @@ token when all γ are accepted). With each draft token accepted independently wi
     improvement             = (1 − α^(γ+1)) / ((1 − α)(γ c + 1))
 
 where c = T_draft / T_target is the cost ratio of one draft step to one target step and the
-verification pass is priced as one target step. :func:`costmodel.roofline.speculative_speedup`
+verification pass is priced as one target step. :func:`costmodel.decoding.speculative_speedup`
 drops that approximation: it prices γ draft decode steps and one target pass with q = γ + 1 new
 tokens through the roofline, and compares with one target decode step per token.
 

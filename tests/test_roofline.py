@@ -1,6 +1,6 @@
 """The roofline: a memory-bound decode by hand, the batch where decode turns compute-bound vs the
-ridge point, efficiencies, generation (closed form vs loop), sum_max_linear, sweep vs analyze,
-TP = 1 without communication, and bad input."""
+ridge point, efficiencies, sweep vs analyze, TP = 1 without communication, and bad input (a whole
+generation: tests/test_decoding.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import costmodel as cm
-from costmodel.roofline import sum_max_linear
 
 SETTINGS = settings(max_examples=25, deadline=None)
 A100_PEAK, A100_BW = 312e12, 2.039e12   # bf16 dense, HBM2e (A100 SXM4 80 GB datasheet)
@@ -96,35 +95,6 @@ def test_tp1_has_no_communication(batch, q, c, name):
     two = cm.analyze("llama3-8b", "a100-80gb", batch=batch, new_tokens=q, cached_tokens=c, tp=2)
     # two all-reduces of the B·q×d activations (2 bytes) per layer
     assert two.comm_bytes == 32 * 2 * batch * q * 4096 * 2
-
-
-@SETTINGS
-@given(prompt=st.integers(1, 3000), generate=st.integers(1, 40), batch=st.integers(1, 256),
-       hw=st.sampled_from(["t4", "a100-80gb", "h100-sxm"]), tp=st.sampled_from([1, 2]))
-def test_generation_closed_form_equals_loop(prompt, generate, batch, hw, tp):
-    g = cm.generation("llama3-8b", hw, context=prompt, generate=generate, batch=batch, tp=tp)
-    loop = sum(cm.decode_step("llama3-8b", hw, context=prompt + k - 1, batch=batch, tp=tp).time
-               for k in range(1, generate))
-    assert g.decode_time == pytest.approx(loop, rel=1e-9, abs=1e-15)
-    assert g.ttft == pytest.approx(cm.prefill("llama3-8b", hw, prompt, batch, tp=tp).time)
-    assert g.total_time == pytest.approx(g.ttft + loop, rel=1e-9)
-
-
-@settings(max_examples=200, deadline=None)
-@given(a0=st.integers(-50, 50), a1=st.integers(-5, 5), b0=st.integers(-50, 50),
-       b1=st.integers(-5, 5), lo=st.integers(0, 30), n=st.integers(0, 40))
-def test_sum_max_linear_vs_brute_force(a0, a1, b0, b1, lo, n):
-    brute = sum(max(a0 + a1 * x, b0 + b1 * x) for x in range(lo, lo + n))
-    assert float(sum_max_linear(a0, a1, b0, b1, lo, n)) == pytest.approx(brute, abs=1e-9)
-
-
-@settings(max_examples=100, deadline=None)
-@given(a0=st.floats(-1e3, 1e3), a1=st.floats(-10, 10), b0=st.floats(-1e3, 1e3),
-       b1=st.floats(-10, 10), lo=st.integers(0, 100), n=st.integers(0, 60))
-def test_sum_max_linear_floats(a0, a1, b0, b1, lo, n):
-    brute = sum(max(a0 + a1 * x, b0 + b1 * x) for x in range(lo, lo + n))
-    assert float(sum_max_linear(a0, a1, b0, b1, lo, n)) == pytest.approx(brute, rel=1e-9,
-                                                                          abs=1e-6)
 
 
 # dense GQA; sliding-window + global layers; a mixture of experts; latent attention (MLA)

@@ -21,6 +21,7 @@ from costmodel.app.state import AttentionSettings, SpeculativeSettings, Workload
 from costmodel.batch import BatchPlan, batch_plan, max_batch_formula, max_batch_size
 from costmodel.catalog import PARTS, architecture_formulas
 from costmodel.conventions import e0294_param_count
+from costmodel.decoding import Generation, generation, speculative_speedup
 from costmodel.formula import Formula
 from costmodel.grid import sweep
 from costmodel.intensity import attention_counts, attention_formulas, attention_intensity
@@ -46,7 +47,7 @@ from costmodel.plots import (
     speedup_vs_gamma,
 )
 from costmodel.presets import model as model_preset
-from costmodel.roofline import Generation, decode_step, generation, speculative_speedup
+from costmodel.roofline import decode_step
 from costmodel.specs import HardwareSpec, ModelSpec
 from costmodel.speculative import EXPECTED_TOKENS, SPEEDUP, expected_tokens, optimal_gamma, speedup
 from costmodel.symbols import model_values

@@ -43,6 +43,7 @@ from costmodel.cli.args import (
     weight_kwargs,
 )
 from costmodel.cli.registry import Result, subcommand
+from costmodel.decoding import generation, speculative_speedup
 from costmodel.files import OutputSet
 from costmodel.grid import sweep
 from costmodel.intensity import attention_counts
@@ -50,13 +51,7 @@ from costmodel.ops import ATTENTION, CAUSAL, LM_HEAD, PARTS
 from costmodel.params import resolve_weight_bytes
 from costmodel.plots import intensity_vs_batch, intensity_vs_n, roofline_chart, speedup_vs_gamma
 from costmodel.presets import engine, hardware
-from costmodel.roofline import (
-    Analysis,
-    analyze_phase,
-    decode_step,
-    generation,
-    speculative_speedup,
-)
+from costmodel.roofline import Analysis, analyze_phase, decode_step
 from costmodel.specs import EngineProfile
 from costmodel.speculative import expected_tokens, optimal_gamma, speedup
 from costmodel.units import GB, band_text, exact_number, time_text

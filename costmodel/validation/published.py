@@ -4,7 +4,7 @@ and the one way a row is priced.
 Every row becomes a :class:`Request` — a model preset, a hardware preset, a weight format, the
 KV and activation widths (activations at least 16-bit: :data:`MIN_ACT_BYTES`), TP (and PP), the
 batch, the input and output lengths, the engine class and the metric — and every metric is
-priced through :func:`costmodel.roofline.generation` (the closed-form sum over the decode steps),
+priced through :func:`costmodel.decoding.generation` (the closed-form sum over the decode steps),
 with no per-row or per-model parameter:
 
     metric kind      value predicted                             time it implies (seconds)
@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from costmodel.checks import MAX_COUNT, check_text
+from costmodel.decoding import Generation, generation
 from costmodel.lazy import deferred
 from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import model as model_preset
 from costmodel.quant import weight_format
-from costmodel.roofline import Generation, generation
 from costmodel.specs import EngineProfile
 from costmodel.validation.io import _read_csv, _Row
 from costmodel.workload import regime

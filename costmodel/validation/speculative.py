@@ -4,15 +4,15 @@ improvement per γ (:func:`speculative_prediction`), beside the measured improve
 target alone / time with speculation) and the same formula with the *measured* pass costs.
 
 Every time is ``cm.analyze`` on the fitted machine (through
-:func:`costmodel.roofline.speculative_speedup`); nothing is fitted to the speculative runs.
+:func:`costmodel.decoding.speculative_speedup`); nothing is fitted to the speculative runs.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from costmodel.decoding import speculative_speedup
 from costmodel.lazy import deferred
-from costmodel.roofline import speculative_speedup
 from costmodel.specs import HardwareSpec
 from costmodel.speculative import speedup
 from costmodel.validation.io import BYTES_PER_DTYPE
