@@ -1,4 +1,4 @@
-"""Tests of the E0294 2-layer reference model (costmodel/reference/e0294.py)."""
+"""Tests of the E0294 2-layer reference model (costmodel/reference/e0294*.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from costmodel.reference import e0294  # noqa: E402
-from costmodel.reference.e0294 import DecoderOnlyTransformer, main  # noqa: E402
+from costmodel.reference import e0294_bench, e0294_cases, e0294_model  # noqa: E402
+from costmodel.reference.e0294 import main  # noqa: E402
+from costmodel.reference.e0294_model import DecoderOnlyTransformer  # noqa: E402
 from costmodel.reference.loading import load_state_dict_checked  # noqa: E402
 
-SD_PATH = e0294.DATA_DIR / e0294.STATE_DICT_FILENAME
-TC_PATH = e0294.DATA_DIR / e0294.TEST_CASES_FILENAME
+SD_PATH = e0294_model.DATA_DIR / e0294_model.STATE_DICT_FILENAME
+TC_PATH = e0294_model.DATA_DIR / e0294_model.TEST_CASES_FILENAME
 
 
 def _layer_keys(i: int) -> list[str]:
@@ -95,7 +96,7 @@ def test_evaluate_defaults_to_committed_files(capsys: pytest.CaptureFixture) -> 
 
 def test_committed_files_are_small_and_reproducible(tmp_path: Path) -> None:
     assert SD_PATH.stat().st_size + TC_PATH.stat().st_size < 1_000_000
-    sd_new, tc_new = e0294.make_reference_files(tmp_path, seed=0)
+    sd_new, tc_new = e0294_cases.make_reference_files(tmp_path, seed=0)
     old_sd = torch.load(SD_PATH, weights_only=True)
     new_sd = torch.load(sd_new, weights_only=True)
     assert list(old_sd) == list(new_sd)
@@ -124,27 +125,28 @@ def test_evaluate_reports_failure(tmp_path: Path, capsys: pytest.CaptureFixture)
 
 def test_text_mask_bug_is_caught_by_kv_evaluate(monkeypatch: pytest.MonkeyPatch) -> None:
     """With the text's ``diagonal=1`` mask, the chunked step of kv_evaluate goes wrong."""
-    ref = e0294.load_model(SD_PATH)
-    cases = e0294.load_test_cases(TC_PATH)
-    assert all(e0294.evaluate(ref, cases, use_cache=True))
+    ref = e0294_model.load_model(SD_PATH)
+    cases = e0294_cases.load_test_cases(TC_PATH)
+    assert all(e0294_cases.evaluate(ref, cases, use_cache=True))
 
     def text_mask(q_len: int, past_len: int, device: object = None) -> torch.Tensor:
         ones = torch.ones(q_len, past_len + q_len, dtype=torch.bool, device=device)
         return torch.triu(ones, diagonal=1)
 
-    monkeypatch.setattr(e0294, "causal_mask", text_mask)
-    assert not all(e0294.evaluate(ref, cases, use_cache=True))
+    monkeypatch.setattr(e0294_model, "causal_mask", text_mask)
+    assert not all(e0294_cases.evaluate(ref, cases, use_cache=True))
 
 
 # --- cache correctness ----------------------------------------------------------------------
 
 
 def test_causal_mask() -> None:
-    m = e0294.causal_mask(3, 5)
+    m = e0294_model.causal_mask(3, 5)
     assert m.shape == (3, 8)
     # query i (absolute position 5 + i) sees keys 0..5+i
     assert m.tolist() == [[False] * 6 + [True] * 2, [False] * 7 + [True], [False] * 8]
-    assert torch.equal(e0294.causal_mask(4, 0), torch.triu(torch.ones(4, 4, dtype=torch.bool), 1))
+    assert torch.equal(e0294_model.causal_mask(4, 0),
+                       torch.triu(torch.ones(4, 4, dtype=torch.bool), 1))
 
 
 @pytest.mark.parametrize("seq_len", [1, 2, 9, 33])
@@ -153,7 +155,7 @@ def test_cached_logits_match_uncached(model: DecoderOnlyTransformer, seq_len: in
     ids = torch.randint(0, model.vocab_size, (2, seq_len), generator=gen)
     with torch.no_grad():
         full, none = model(ids)
-        inc = e0294.incremental_logits(model, ids)
+        inc = e0294_cases.incremental_logits(model, ids)
     assert none is None
     assert inc.shape == full.shape == (2, seq_len, model.vocab_size)
     assert (inc - full).abs().max().item() <= 1e-5
@@ -215,7 +217,7 @@ def test_parameter_count_default_dims(model: DecoderOnlyTransformer) -> None:
     # output:      d*V + V (untied, with bias)        = 128,000 + 1,000            = 129,000
     # total:       390,144 + 395,520 + 256 + 129,000                               = 914,920
     assert sum(p.numel() for p in model.parameters()) == 914_920
-    cfg = e0294.DEFAULT_CONFIG
+    cfg = e0294_model.DEFAULT_CONFIG
     assert (cfg.vocab_size, cfg.d_model, cfg.d_ff, cfg.num_layers, cfg.max_seq_len) == (
         1000,
         128,
@@ -319,7 +321,7 @@ def test_benchmark_mode_writes_csv(tmp_path: Path, capsys: pytest.CaptureFixture
         "Seq Len: 10",
         "Seq Len: 20",
     ]
-    with (tmp_path / e0294.BENCHMARK_CSV_FILENAME).open() as f:
+    with (tmp_path / e0294_bench.BENCHMARK_CSV_FILENAME).open() as f:
         rows = list(csv.DictReader(f))
     assert [int(r["seq_len"]) for r in rows] == [10, 20]
     assert all(float(r["no_kv_s"]) > 0 and float(r["with_kv_s"]) > 0 for r in rows)
@@ -328,13 +330,13 @@ def test_benchmark_mode_writes_csv(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_benchmark_function_and_plot(tmp_path: Path) -> None:
     torch.manual_seed(0)
     m = DecoderOnlyTransformer(vocab_size=64, d_model=16, d_ff=32, max_seq_len=64)
-    rows = e0294.benchmark(m, [4, 8], num_tokens=2, repeats=1, warmup=0)
+    rows = e0294_bench.benchmark(m, [4, 8], num_tokens=2, repeats=1, warmup=0)
     assert [r["seq_len"] for r in rows] == [4, 8]
     assert set(rows[0]) >= {"no_kv_s", "with_kv_s", "speedup", "num_tokens", "device"}
-    png = e0294.plot_benchmark(rows, tmp_path / "lat.png")
+    png = e0294_bench.plot_benchmark(rows, tmp_path / "lat.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="exceeds max_seq_len"):
-        e0294.benchmark(m, [63], num_tokens=2, repeats=1)
+        e0294_bench.benchmark(m, [63], num_tokens=2, repeats=1)
 
 
 def test_plot_mode_writes_png(tmp_path: Path) -> None:
@@ -355,5 +357,5 @@ def test_plot_mode_writes_png(tmp_path: Path) -> None:
         ]
     )
     assert rc == 0
-    assert (tmp_path / e0294.PLOT_FILENAME).stat().st_size > 1000
-    assert (tmp_path / e0294.BENCHMARK_CSV_FILENAME).is_file()
+    assert (tmp_path / e0294_bench.PLOT_FILENAME).stat().st_size > 1000
+    assert (tmp_path / e0294_bench.BENCHMARK_CSV_FILENAME).is_file()

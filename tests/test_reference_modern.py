@@ -14,7 +14,8 @@ import costmodel as cm  # noqa: E402
 from costmodel.pricing import MATMUL_KINDS  # noqa: E402
 from costmodel.reference.config import LLAMA_STYLE, GPTConfig  # noqa: E402
 from costmodel.reference.flops import count_flops  # noqa: E402
-from costmodel.reference.gpt import GPT, MoE  # noqa: E402
+from costmodel.reference.gpt import GPT  # noqa: E402
+from costmodel.reference.layers import MoE  # noqa: E402
 from costmodel.roofline import analyze_phase  # noqa: E402
 from costmodel.validation.measure import meta_flops, reference_pass  # noqa: E402
 from costmodel.workload import reference_options  # noqa: E402

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import torch
 from torch.nn import functional as F
 
-from costmodel.reference.gpt import GPT, filter_logits
+from costmodel.reference.gpt import GPT
+from costmodel.reference.sampling import filter_logits
 
 
 @dataclass
