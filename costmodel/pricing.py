@@ -158,36 +158,29 @@ def resolve_dtype(hw: HardwareSpec, dtype: str | None, weight_bytes: float) -> s
 def allreduce_time(comm_bytes, tp, link_bandwidth: float, latency: float):
     """Ring all-reduce of ``comm_bytes`` over ``tp`` GPUs: 2 (TP − 1)/TP · m / β_link + latency,
     0 where there is nothing to reduce or TP = 1 (arrays broadcast)."""
-    if np.ndim(tp) == 0:
-        if tp == 1:
-            return np.zeros(np.shape(comm_bytes))
-        if link_bandwidth > 0:          # one group size: no broadcasting, no error state
-            comm = np.asarray(comm_bytes, dtype=float)
-            return np.where(comm > 0, comm * (2 * (tp - 1) / tp / link_bandwidth) + latency, 0.0)
-    tp = np.asarray(tp, dtype=float)
-    comm = np.asarray(comm_bytes, dtype=float)
-    if comm.ndim == 0 and comm <= 0:    # an operator that reduces nothing, at every point
-        return np.zeros(np.broadcast_shapes(comm.shape, tp.shape))
-    ring = np.where(tp > 1, 2 * (tp - 1) / np.maximum(tp, 1), 0.0)
-    active = (comm > 0) & (tp > 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = ring * comm / link_bandwidth + latency
-    return np.where(active, t, 0.0)
+    return _collective(comm_bytes, tp, 2, link_bandwidth, latency)
 
 
 def alltoall_time(comm_bytes, group, link_bandwidth: float, latency: float):
     """All-to-all of ``comm_bytes`` per GPU over ``group`` GPUs: a share (G − 1)/G of them leaves
     the GPU, (G − 1)/G · m / β_link + latency; 0 where G = 1 (arrays broadcast)."""
-    if np.ndim(group) == 0 and group == 1:
-        return np.zeros(np.shape(comm_bytes))
-    g = np.asarray(group, dtype=float)
+    return _collective(comm_bytes, group, 1, link_bandwidth, latency)
+
+
+def _collective(comm_bytes, group, passes: int, link_bandwidth: float, latency: float):
+    """passes · (G − 1)/G · m / β_link + latency over a group of G GPUs; 0 where there is
+    nothing to send or G = 1 (arrays broadcast)."""
+    g = np.asarray(group, dtype=float) if np.ndim(group) else float(group)
     comm = np.asarray(comm_bytes, dtype=float)
-    if comm.ndim == 0 and comm <= 0:
-        return np.zeros(np.broadcast_shapes(comm.shape, g.shape))
-    active = (comm > 0) & (g > 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = (g - 1) / np.maximum(g, 1) * comm / link_bandwidth + latency
-    return np.where(active, t, 0.0)
+    if (np.ndim(g) == 0 and g == 1) or (comm.ndim == 0 and comm <= 0):
+        return np.zeros(np.broadcast_shapes(comm.shape, np.shape(g)))
+    share = passes * (g - 1) / np.maximum(g, 1)
+    if link_bandwidth > 0:
+        per_byte = share / link_bandwidth
+    else:                                   # no link (refused by the callers): infinite time
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_byte = np.divide(share, link_bandwidth)
+    return np.where((comm > 0) & (g > 1), comm * per_byte + latency, 0.0)
 
 
 def p2p_time(comm_bytes, link_bandwidth: float, latency: float):
