@@ -19,16 +19,12 @@ import costmodel as cm  # noqa: E402
 from costmodel.cli import main  # noqa: E402
 from costmodel.reference.config import GPTConfig  # noqa: E402
 from costmodel.reference.timing import default_clock  # noqa: E402
+from costmodel.validation import budget as budgeting  # noqa: E402
 from costmodel.validation import measure as measuring  # noqa: E402
+from costmodel.validation.budget import estimate_seconds, trim  # noqa: E402
 from costmodel.validation.calibrate import datasheet_for, efficiencies  # noqa: E402
-from costmodel.validation.measure import (  # noqa: E402
-    Point,
-    estimate_seconds,
-    gpt_config,
-    grid_points,
-    measure,
-    trim,
-)
+from costmodel.validation.grids import Point, gpt_config, grid_points  # noqa: E402
+from costmodel.validation.measure import measure  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINES = ("eager", "compiled", "hf")
@@ -104,7 +100,7 @@ def test_the_budget_trims_the_largest_points_first():
     # what is kept fits: its points and the build (and compile) of each model it still uses
     groups = {(p.model, p.engine, p.dtype) for p in kept}
     assert sum(cost[p] for p in kept) + sum(
-        measuring._group_seconds(m, e, d, "cuda") for m, e, d in groups) <= 150.0
+        budgeting.group_seconds(m, e, d, "cuda") for m, e, d in groups) <= 150.0
     biggest = sorted(points, key=lambda p: -cost[p])[:4]     # the B = 64, s = 4096 prefills
     assert all(p in dropped for p in biggest) and all(p.phase == "prefill" for p in biggest)
     everything, none = trim(points, 1e9, hw, "cuda", 5, 2, 1.0)
@@ -128,8 +124,9 @@ def test_a_budget_that_leaves_nothing_is_a_clear_error(tmp_path, monkeypatch):
     assert skipped and all(why == "trimmed to fit the budget" for _, why in skipped)
     assert not list(tmp_path.iterdir())
     # estimates that fit but a clock that has run out: points are skipped, not run
-    monkeypatch.setattr(measuring, "estimate_seconds", lambda *a, **k: 0.0)
-    monkeypatch.setattr(measuring, "_group_seconds", lambda *a, **k: 0.0)
+    for module in (budgeting, measuring):    # trim's estimates and the clock check's
+        monkeypatch.setattr(module, "estimate_seconds", lambda *a, **k: 0.0)
+        monkeypatch.setattr(module, "group_seconds", lambda *a, **k: 0.0)
     skipped.clear()
     with pytest.raises(ValueError, match="no point was measured"):
         measure([Point("tiny-gpt", 1, 8, "prefill")], budget=1e-9, skipped=skipped)

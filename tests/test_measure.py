@@ -15,14 +15,15 @@ from costmodel.cli import main  # noqa: E402
 from costmodel.reference.config import GPTConfig  # noqa: E402
 from costmodel.reference.gpt import GPT  # noqa: E402
 from costmodel.validation import measure as measuring  # noqa: E402
-from costmodel.validation.io import COLUMNS, read_measurements, spec_of  # noqa: E402
-from costmodel.validation.measure import (  # noqa: E402
+from costmodel.validation import measure_speculative as spec_measuring  # noqa: E402
+from costmodel.validation.grids import (  # noqa: E402
     MODELS,
     Point,
     gpt_config,
     grid_points,
-    measure,
 )
+from costmodel.validation.io import COLUMNS, read_measurements, spec_of  # noqa: E402
+from costmodel.validation.measure import measure  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -140,7 +141,7 @@ def test_speculative_failure_leaves_both_csvs(old_outputs, two_points, monkeypat
     def broken(*args, **kwargs):
         raise ValueError("speculative: the trained target/draft pair is not available")
 
-    monkeypatch.setattr(measuring, "measure_speculative", broken)
+    monkeypatch.setattr(spec_measuring, "measure_speculative", broken)
     assert main(["measure", "--grid", "tiny", "--out", str(out), "--speculative",
                  "--quiet"]) == 2
     assert "target/draft pair" in capsys.readouterr().err
@@ -166,7 +167,7 @@ def test_unwritable_speculative_csv_fails_before_measuring(old_outputs, monkeypa
 def test_measure_then_both_files_together(old_outputs, two_points, monkeypatch):
     out, spec = old_outputs
     monkeypatch.setattr(measuring, "measure", _fake_measure(two_points[1]))
-    monkeypatch.setattr(measuring, "measure_speculative",
+    monkeypatch.setattr(spec_measuring, "measure_speculative",
                         lambda **kw: [{"gamma": 0, "method": "target_only", "time_s": 1.0}])
     assert main(["measure", "--grid", "tiny", "--out", str(out), "--speculative",
                  "--quiet"]) == 0

@@ -9,7 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from costmodel.reference.bench import decode_bytes_read, main  # noqa: E402
+from costmodel.reference.bench import main  # noqa: E402
+from costmodel.reference.bench_hf import decode_bytes_read  # noqa: E402
 from costmodel.reference.config import GPTConfig  # noqa: E402
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import costmodel as cm
 from costmodel.reference.config import LLAMA_STYLE, GPTConfig
-from costmodel.validation.measure import gpt_config, grid_models
+from costmodel.validation.grids import gpt_config, grid_models
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "data" / "measurements" / "cpu.csv"

@@ -17,7 +17,7 @@ from costmodel.reference.flops import count_flops  # noqa: E402
 from costmodel.reference.gpt import GPT  # noqa: E402
 from costmodel.reference.layers import MoE  # noqa: E402
 from costmodel.roofline import analyze_phase  # noqa: E402
-from costmodel.validation.measure import meta_flops, reference_pass  # noqa: E402
+from costmodel.validation.passes import meta_flops, reference_pass  # noqa: E402
 from costmodel.workload import reference_options  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

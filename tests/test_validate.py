@@ -16,8 +16,9 @@ from costmodel.specs import HardwareSpec  # noqa: E402
 from costmodel.validation import report as reporting  # noqa: E402
 from costmodel.validation import validate as validating  # noqa: E402
 from costmodel.validation.checks import counted_flops  # noqa: E402
+from costmodel.validation.grids import MODELS, PHASES, gpt_config  # noqa: E402
 from costmodel.validation.io import measured_workload  # noqa: E402
-from costmodel.validation.measure import MODELS, PHASES, gpt_config, measure  # noqa: E402
+from costmodel.validation.measure import measure  # noqa: E402
 from costmodel.validation.validate import (  # noqa: E402
     REPORT_FILE,
     Report,

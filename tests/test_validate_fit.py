@@ -23,8 +23,8 @@ from costmodel.validation.fit import (
     predict_terms,
     terms_of,
 )
+from costmodel.validation.grids import grid_models
 from costmodel.validation.io import analysis_kwargs, read_measurements, spec_of
-from costmodel.validation.measure import grid_models
 from costmodel.validation.speculative import speculative_prediction
 from costmodel.workload import reference_options
 
@@ -164,7 +164,7 @@ def test_skinny_matmuls_are_the_few_row_weight_matmuls():
 
 
 def GPTConfig_spec(name: str):
-    from costmodel.validation.measure import gpt_config
+    from costmodel.validation.grids import gpt_config
 
     return gpt_config(name).to_spec()
 

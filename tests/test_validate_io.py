@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from costmodel.cli import main
+from costmodel.validation.grids import grid_models
 from costmodel.validation.io import MODERN_SPEC_COLUMNS, read_measurements, read_speculative
-from costmodel.validation.measure import grid_models
 from costmodel.validation.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent

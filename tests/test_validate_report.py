@@ -16,13 +16,13 @@ import pytest
 
 from costmodel.reference.config import GPTConfig
 from costmodel.specs import HardwareSpec, ModelSpec
+from costmodel.validation.grids import PHASES
 from costmodel.validation.io import (
     COLUMNS,
     SPEC_COLUMNS,
     measured_workload,
     read_measurements,
 )
-from costmodel.validation.measure import PHASES
 from costmodel.validation.report import figure, headline_rows, pct, render_markdown
 from costmodel.validation.validate import assess
 from costmodel.workload import reference_options

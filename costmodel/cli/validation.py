@@ -159,8 +159,9 @@ def _run_measure(args: argparse.Namespace) -> Result:
         files.write_text(args.out, measuring.appended_text(args.out, rows) if args.append
                          else measuring.measurements_text(rows))
         if spath is not None:
-            spec_rows = measuring.measure_speculative(device=args.device, threads=args.threads)
-            files.write_text(spath, measuring.speculative_text(spec_rows))
+            speculative = validation.measure_speculative
+            spec_rows = speculative.measure_speculative(device=args.device, threads=args.threads)
+            files.write_text(spath, speculative.speculative_text(spec_rows))
             notes.append(f"wrote {spath}")
     table = [{"point": r["point_id"], "q": r["new_tokens"], "c": r["cached_tokens"],
               "time_ms": r["time_s"] * 1e3,

@@ -12,7 +12,7 @@
 
 :func:`build_gpt` creates the parameters on the target device in the target dtype (a
 Llama-3-8B-shaped model initialises in a second on a GPU instead of minutes on the CPU).
-:func:`hf_pass` is :func:`costmodel.validation.measure.reference_pass` for a Hugging Face
+:func:`hf_pass` is :func:`costmodel.validation.passes.reference_pass` for a Hugging Face
 model: the same four measured passes.
 """
 

@@ -4,7 +4,11 @@ predict speculative decoding, and report — one module each:
 
     io           the measurement and speculative CSV schema and their checked readers
     calibrate    the machine's matmul FLOP/s, copy bandwidth and per-op overhead
-    measure      the reference model over a grid (and speculative decoding)
+    grids        the measurement grids: their models and points
+    passes       one measured pass of the reference model (and its FLOPs on the meta device)
+    budget       the seconds a grid should take; the grid trimmed to a budget
+    measure      the reference model over a grid
+    measure_speculative  the reference model's speculative decoding
     checks       FLOPs (FlopCounterMode), KV-cache and parameter bytes, exactly
     fit          the calibrated model (typed efficiencies, priced by costmodel.pricing.price)
     speculative  measured vs predicted speculative improvement
@@ -27,7 +31,8 @@ from types import ModuleType
 
 #: The modules, loaded on first attribute access (``costmodel.validation.fit``), so that a
 #: command line that only registers the validation commands does not import them.
-MODULES = ("io", "calibrate", "measure", "checks", "fit", "speculative", "report", "validate",
+MODULES = ("io", "calibrate", "grids", "passes", "budget", "measure", "measure_speculative",
+           "checks", "fit", "speculative", "report", "validate",
            "published", "profiles", "published_report", "kit")
 
 

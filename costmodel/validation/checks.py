@@ -4,7 +4,7 @@ point, as integers.
 * **FLOPs** — ``torch.utils.flop_counter.FlopCounterMode`` counting the measured pass (during
   the measurement, on its engine, where the row recorded it; else the reference model built on
   the meta device — so even GPT-2 costs nothing — running the same pass,
-  :func:`costmodel.validation.measure.reference_pass`) equals Σ FLOPs of the ``matmul`` and
+  :func:`costmodel.validation.passes.reference_pass`) equals Σ FLOPs of the ``matmul`` and
   ``attention`` operators of ``cm.analyze`` with the row's options.
 * **KV bytes** — the cache the model allocated during the measurement (dynamic: the returned
   cache, c + q positions; static: the preallocated ``static_max_len`` positions) equals
@@ -26,7 +26,7 @@ from costmodel.pricing import MATMUL_KINDS
 from costmodel.roofline import analyze
 from costmodel.specs import HardwareSpec
 from costmodel.validation.io import analysis_kwargs, spec_of
-from costmodel.validation.measure import meta_flops
+from costmodel.validation.passes import meta_flops
 
 pd = deferred("pandas")
 
@@ -42,7 +42,7 @@ def counted_flops(config, phase: str, batch: int, context: int, static_max_len: 
                   models: dict | None = None) -> int:
     """FLOPs FlopCounterMode counts for one measured pass of the reference model (``phase`` at
     ``context`` s, ``batch`` sequences) on the meta device
-    (:func:`costmodel.validation.measure.meta_flops`). ``models`` caches the built models by
+    (:func:`costmodel.validation.passes.meta_flops`). ``models`` caches the built models by
     config."""
     return meta_flops(config, phase, batch, context, static_max_len, models)
 
