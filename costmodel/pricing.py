@@ -45,9 +45,8 @@ from costmodel.specs import Efficiencies, EngineProfile, HardwareSpec
 NARROW_DTYPES = ("fp8", "int8", "fp4")
 #: Operator kinds priced at the matmul rates; every other kind is an elementwise or copy pass.
 MATMUL_KINDS = ("matmul", "attention")
-EFFICIENCY_FIELDS = ("eta_c", "eta_m", "eta_c_skinny", "eta_m_elementwise", "eta_m_quant",
-                     "skinny_rows", "kernel_overhead", "step_overhead", "layer_overhead",
-                     "comm_latency")
+#: The efficiency fields a pricing reads (those of :class:`~costmodel.specs.Efficiencies`).
+EFFICIENCY_FIELDS = tuple(f.name for f in fields(Efficiencies))
 
 
 @dataclass(frozen=True, kw_only=True)
