@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from costmodel.cli import main
-from costmodel.validation.io import MODERN_SPEC_COLUMNS, read_measurements, read_speculative
+from costmodel.validation.io import MODERN_SPEC_COLUMNS, read_measurements
 from costmodel.validation.measure import grid_models
+from costmodel.validation.speculative_io import read_speculative
 from costmodel.validation.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent
