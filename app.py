@@ -4,7 +4,7 @@
 
 This file sets the page up and navigates. The sidebar (costmodel/app/sidebar.py) builds a
 ModelSpec, a HardwareSpec and a Workload; each page (costmodel/app/pages/) calls computations
-of costmodel/app/compute.py, cached by their arguments, and shows their tables (CSV download),
+of costmodel/app/compute*.py, cached by their arguments, and shows their tables (CSV download),
 figures (PNG download) and formulas. The state lives in the URL query parameters
 (costmodel/app/session.py), so a configuration can be shared by link. Every section, the
 sidebar's included, is guarded (costmodel/app/widgets.py): an error becomes one message and the

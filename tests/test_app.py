@@ -13,7 +13,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import costmodel as cm  # noqa: E402
-from costmodel.app import compute, inputs  # noqa: E402
+from costmodel.app import compute_validation, inputs  # noqa: E402
 from costmodel.app import state as S  # noqa: E402
 from costmodel.units import time_text  # noqa: E402
 
@@ -307,13 +307,13 @@ def test_formulas_page_shows_work():
 
 def test_validation_page(tmp_path):
     at = page(run(), "Validation")
-    if compute.measurement_files():
+    if compute_validation.measurement_files():
         assert at.dataframe
     else:
         assert "costmodel measure" in at.info[0].value
-    assert compute.measurement_files(tmp_path / "missing") == []
+    assert compute_validation.measurement_files(tmp_path / "missing") == []
     (tmp_path / "a.csv").write_text("x,y\n1,2\n")
-    assert compute.measurement_files(tmp_path) == [tmp_path / "a.csv"]
+    assert compute_validation.measurement_files(tmp_path) == [tmp_path / "a.csv"]
 
 
 # ---------------------------------------------------------------- URL state

@@ -13,7 +13,16 @@ import pandas as pd
 import pytest
 
 import costmodel as cm
-from costmodel.app import compute, display, inputs, state
+from costmodel.app import (
+    compute,
+    compute_formulas,
+    compute_roofline,
+    compute_speculative,
+    compute_validation,
+    display,
+    inputs,
+    state,
+)
 from costmodel.app.state import Workload
 
 GIB = 2**30
@@ -156,11 +165,11 @@ def test_efficiency_text():
 def test_roofline_page_prices_exactly_as_analyze(hw):
     m = cm.model("llama3-8b")
     w = Workload(batch=4, context=1000, generate=64)
-    t = compute.roofline_times(m, hw, w)
+    t = compute_roofline.roofline_times(m, hw, w)
     assert t.ttft == cm.analyze(m, hw, batch=4, new_tokens=1000, cached_tokens=0).time
     assert t.tpot_first == cm.analyze(m, hw, batch=4, new_tokens=1, cached_tokens=1000).time
     assert t.total == cm.generation(m, hw, 1000, 64, 4).total_time
-    page = compute.roofline_page(m, hw, w)
+    page = compute_roofline.roofline_page(m, hw, w)
     assert page.times == t
     # the decode-vs-batch table comes from the sweep: the same pricing again
     row = page.batch_table.set_index("batch").loc[1]
@@ -171,16 +180,18 @@ def test_roofline_page_prices_exactly_as_analyze(hw):
 def test_fitted_efficiencies_change_the_time_and_custom_ones_replace_them():
     m, ideal = cm.model("llama3-8b"), cm.hardware("a100-80gb")
     w = Workload()
-    fitted, plain = compute.roofline_times(m, FITTED, w), compute.roofline_times(m, ideal, w)
+    fitted = compute_roofline.roofline_times(m, FITTED, w)
+    plain = compute_roofline.roofline_times(m, ideal, w)
     assert fitted.tpot_first > plain.tpot_first / 0.49 * 0.9      # at least the bandwidth
-    custom = compute.roofline_times(m, FITTED, Workload(eta_c=0.5, eta_m=0.5))
+    custom = compute_roofline.roofline_times(m, FITTED, Workload(eta_c=0.5, eta_m=0.5))
     assert custom.tpot_first == cm.decode_step(
         m, FITTED, 1024, eta_c=0.5, eta_m=0.5, eta_c_skinny=0.5, eta_m_elementwise=0.5).time
 
 
 def test_speculative_page_is_the_api_speedup():
     target, hw = cm.model("llama3-8b"), FITTED
-    r = compute.speculative_page(target, hw, Workload(), state.SpeculativeSettings(0.75, 5))
+    r = compute_speculative.speculative_page(target, hw, Workload(),
+                                             state.SpeculativeSettings(0.75, 5))
     api = cm.speculative_speedup(target, cm.model("gpt2"), hw, 0.75, 5, context=1024)
     assert r.speedup == api["speedup"] and r.cost_ratio == api["cost_ratio"]
     assert r.expected_tokens == pytest.approx((1 - 0.75**6) / 0.25)
@@ -218,15 +229,15 @@ def test_display_frame_makes_every_column_showable():
 
 # ---------------------------------------------------------------- validation page
 def test_validation_results_read_robustly(tmp_path):
-    assert compute.validation_results(tmp_path / "missing") == compute.ValidationResults(
-        {}, {}, ())
+    assert compute_validation.validation_results(tmp_path / "missing") == \
+        compute_validation.ValidationResults({}, {}, ())
     (tmp_path / "headline.csv").write_text("check,result\nflops,exact\n")
     (tmp_path / "points.csv").write_bytes(b"\x00\xff\xfe garbage \x00")
     (tmp_path / "errors_by_regime.csv").write_text("")
     (tmp_path / "speculative.csv").write_text('a,b\n1,"unclosed\n')
     (tmp_path / "predicted_vs_measured.png").write_bytes(b"not a png")
-    (tmp_path / "latency_vs_context.png").write_bytes(compute.PNG_MAGIC + b"rest")
-    res = compute.validation_results(tmp_path)
+    (tmp_path / "latency_vs_context.png").write_bytes(compute_validation.PNG_MAGIC + b"rest")
+    res = compute_validation.validation_results(tmp_path)
     assert list(res.tables) == ["headline"] + (["points"] if "points" in res.tables else [])
     assert list(res.tables["headline"].columns) == ["check", "result"]
     assert "Latency vs context: KV cache vs no cache" in res.figures
@@ -234,16 +245,16 @@ def test_validation_results_read_robustly(tmp_path):
     for name in ("errors_by_regime.csv", "speculative.csv", "predicted_vs_measured.png"):
         assert name in problems
     with pytest.raises(ValueError, match="errors_by_regime.csv"):
-        compute.read_table(tmp_path / "errors_by_regime.csv")
+        compute_validation.read_table(tmp_path / "errors_by_regime.csv")
 
 
 def test_committed_validation_files_are_read():
-    res = compute.validation_results()
-    if not compute.VALIDATION_DIR.is_dir():
+    res = compute_validation.validation_results()
+    if not compute_validation.VALIDATION_DIR.is_dir():
         pytest.skip("no data/validation")
     assert not res.problems
     assert "headline" in res.tables and len(res.figures) >= 1
-    assert compute.measurement_files(Path("/nonexistent-folder")) == []
+    assert compute_validation.measurement_files(Path("/nonexistent-folder")) == []
 
 
 # ---------------------------------------------------------------- formats, engines, EP, MLA
@@ -277,14 +288,14 @@ def test_pages_price_formats_engines_and_ep_as_the_api():
     m, hw = cm.model("mixtral-8x7b"), cm.hardware("h100-sxm")
     w = Workload.of({**state.defaults(), "quant": "fp8", "engine": "tuned", "ep": 4, "tp": 2,
                      "batch": 16, "context": 2048}, m, hw)
-    t = compute.roofline_times(m, hw, w)
+    t = compute_roofline.roofline_times(m, hw, w)
     g = cm.generation(m, hw, 2048, 128, 16, tp=2, ep=4, quant="fp8", engine="tuned")
     assert (t.ttft, t.tpot_first, t.total) == (g.ttft, g.tpot_first, g.total_time)
     assert t.dtype == "fp8" and t.engine == "tuned" and t.ttft_band == g.ttft_interval
     plan = compute.memory_plan(m, hw, w, (1, 2, 4)).plan
     assert plan.max_batch == cm.max_batch_size(m, hw, 2048, tp=2, weight_bytes=1, ep=4)
     assert plan.dp == 2                                          # EP / TP attention replicas
-    r = compute.speculative_page(m, hw, w, state.SpeculativeSettings(0.75, 3))
+    r = compute_speculative.speculative_page(m, hw, w, state.SpeculativeSettings(0.75, 3))
     api = cm.speculative_speedup(m, cm.model("gpt2"), hw, 0.75, 3, context=2048, batch=16,
                                  quant="fp8", engine="tuned", attention="fused")
     assert r.speedup == api["speedup"]                           # one GPU: no TP, no EP
@@ -309,7 +320,7 @@ def test_memory_basics_active_and_kv_by_layer_type():
 
 def test_architecture_formulas_with_the_workload_numbers():
     m = cm.model("mixtral-8x7b")
-    parts = dict(compute.architecture_formula_list(m, Workload(batch=4)))
+    parts = dict(compute_formulas.architecture_formula_list(m, Workload(batch=4)))
     (title, shown), = parts.items()
     assert title.startswith("Mixture of experts")
     by_title = {f.title.split("**")[1]: f.result for f in shown}
@@ -317,9 +328,9 @@ def test_architecture_formulas_with_the_workload_numbers():
     assert touched == r"= \mathbf{5.46875}"                      # 8 (1 − 0.75⁴)
     active = next(v for k, v in by_title.items() if k.startswith("active parameters"))
     assert "12{,}879{,}925{,}248" in active
-    assert compute.architecture_formula_list(cm.model("llama3-8b"), Workload()) == []
+    assert compute_formulas.architecture_formula_list(cm.model("llama3-8b"), Workload()) == []
     with pytest.raises(ValueError, match="ep: 3 does not divide"):
-        compute.architecture_formula_list(m, Workload(ep=3))
+        compute_formulas.architecture_formula_list(m, Workload(ep=3))
 
 
 def test_engine_text_and_compute_dtype():

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import costmodel as cm
-from costmodel.app.compute import roofline_times
+from costmodel.app.compute_roofline import roofline_times
 from costmodel.app.state import Workload
 from costmodel.cli import main
 from costmodel.validation.fit import predict

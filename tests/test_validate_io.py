@@ -13,7 +13,8 @@ import pytest
 
 from costmodel.cli import main
 from costmodel.validation.grids import grid_models
-from costmodel.validation.io import MODERN_SPEC_COLUMNS, read_measurements, read_speculative
+from costmodel.validation.io import MODERN_SPEC_COLUMNS, read_measurements
+from costmodel.validation.speculative_io import read_speculative
 from costmodel.validation.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent

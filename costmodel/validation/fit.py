@@ -27,11 +27,11 @@ from costmodel.lazy import deferred
 from costmodel.pricing import price
 from costmodel.roofline import analyze
 from costmodel.specs import HardwareSpec
+from costmodel.validation.hardware_io import read_hardware
 from costmodel.validation.io import (
     TIME_COLUMN,
     analysis_kwargs,
     point_hash,
-    read_hardware,
     read_measurements,
     spec_of,
 )

@@ -1,5 +1,7 @@
-"""The measurement files: the CSV schema of ``costmodel measure`` (grid and speculative), the
-readers that check every row before anything is computed, and the calibration reader.
+"""The measurement files: the CSV schema of ``costmodel measure`` (grid and speculative) and the
+grid reader that checks every row before anything is computed (the speculative reader is in
+``costmodel.validation.speculative_io``, the calibration reader in
+``costmodel.validation.hardware_io``, the typed cells in ``costmodel.validation.rows``).
 
 A measurement row is one pass of the reference model: its ModelSpec fields (the sliding-window
 and mixture-of-experts fields optional: files written before they existed are dense), the
@@ -23,39 +25,19 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import math
 import numbers
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from costmodel.checks import (
-    MAX_COUNT,
-    MAX_GAMMA,
-    check_bool,
-    check_choice,
-    check_dim,
-    check_element_bytes,
-    check_int,
-    check_mapping,
-    check_number,
-    check_text,
-)
-from costmodel.files import parse_json, read_limited
+from costmodel.checks import MAX_COUNT, check_choice, check_element_bytes
 from costmodel.lazy import deferred
 from costmodel.ops import ATTENTION, CAUSAL, KV_UPDATE, LM_HEAD, MOE_DISPATCH
-from costmodel.specs import (
-    ACTIVATIONS,
-    DTYPES,
-    MODEL_FLAGS,
-    NORMS,
-    POSITIONS,
-    HardwareSpec,
-    ModelSpec,
-)
+from costmodel.specs import ACTIVATIONS, MODEL_FLAGS, NORMS, POSITIONS, ModelSpec
+from costmodel.validation.rows import _blank, _number, _read_csv, _Row
 from costmodel.workload import (
     ATTENTION_IMPLS,
     CACHES,
@@ -113,8 +95,6 @@ MAX_TENSOR_ELEMENTS = 2**53
 _OTHER_TIMES = ("time_p10_s", "time_p90_s", "time_q25_s", "time_q75_s", "time_wall_s")
 #: Counts that describe how a point was timed (the report quotes them): integers where given.
 _TIMING_COUNTS = {"threads": 1, "repeats": 1, "rounds": 1, "inner": 1, "warmup": 0}
-#: Measurement files larger than this are refused before parsing.
-MAX_CSV_BYTES = 64 * 2**20
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -155,100 +135,6 @@ def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
-
-
-def _read_csv(path: str | Path, what: str):
-    """A CSV file as a DataFrame; ValueError naming the file when it cannot be one."""
-    p = Path(path)
-    raw = read_limited(p, f"{what}: {p}", "CSV", MAX_CSV_BYTES)
-    if not raw.strip():
-        raise ValueError(f"{what}: {p} is empty")
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{what}: {p} is not UTF-8 text (byte {e.start})") from None
-    try:
-        return pd.read_csv(io.BytesIO(raw))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
-        raise ValueError(f"{what}: {p} is not a readable CSV "
-                         f"({' '.join(str(e).split())})") from None
-
-
-class _Row:
-    """One row of a measurement file, with errors that name the file, the row and the field."""
-
-    def __init__(self, label: str, index: int, values: Mapping[str, Any], point: str = ""):
-        self.where = f"{label}, row {index + 1}" + (f" ({point})" if point else "")
-        self.values = values
-
-    def fail(self, field: str, message: str) -> ValueError:
-        return ValueError(f"{self.where}: {field}: {message}")
-
-    def raw(self, field: str) -> Any:
-        value = self.values[field]
-        if value is None or (isinstance(value, float) and math.isnan(value)) \
-                or (isinstance(value, str) and not value.strip()):
-            raise self.fail(field, "missing value")
-        return value
-
-    def _checked(self, field: str, check, *args):
-        try:
-            return check(field, _number(self.raw(field)), *args)
-        except ValueError as e:
-            raise ValueError(f"{self.where}: {e}") from None
-
-    def int(self, field: str, lo: int = 1, hi: int = MAX_COUNT) -> int:
-        return self._checked(field, check_int, lo, hi)
-
-    def number(self, field: str, lo: float = 0.0, hi: float = math.inf) -> float:
-        return self._checked(field, check_number, lo, hi)
-
-    def bool(self, field: str) -> bool:
-        value = self.raw(field)
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        try:
-            return check_bool(field, value)
-        except ValueError as e:
-            raise ValueError(f"{self.where}: {e}") from None
-
-    def choice(self, field: str, choices: Iterable[str]) -> str:
-        try:
-            return check_choice(field, self.raw(field), choices)
-        except ValueError as e:
-            raise ValueError(f"{self.where}: {e}") from None
-
-    def text(self, field: str) -> str:
-        try:
-            return check_text(field, self.raw(field))
-        except ValueError as e:
-            raise ValueError(f"{self.where}: {e}") from None
-
-    def json(self, field: str) -> dict:
-        data = parse_json(str(self.raw(field)), f"{self.where}: {field}")
-        if not isinstance(data, dict):
-            raise self.fail(field, "must be a JSON object")
-        return data
-
-
-def _number(value: Any) -> Any:
-    """A CSV cell as a number when it reads as one (a string "2.5" → 2.5); else unchanged, so
-    the check names what it got. numpy scalars become Python numbers."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            try:
-                return float(value)
-            except ValueError:
-                return value
-    return value
 
 
 def _missing_columns(df, required: Sequence[str], label: str, hint: str) -> None:
@@ -401,11 +287,6 @@ def _check_config(row: _Row, config: dict, spec: ModelSpec) -> None:
                                    f"{MAX_CHECKED_LAYERS} layers, got {spec.n_layers}")
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) \
-        or (isinstance(value, str) and not value.strip())
-
-
 def _attn_impl(row: _Row, config: dict | None) -> str:
     """The attention path a row ran: the GPTConfig's ``attn_impl`` when recorded, else the
     ``attention`` column (``eager`` or the older ``standard`` = the eager path; ``fused`` =
@@ -482,124 +363,8 @@ def analysis_kwargs(row: Mapping[str, Any]) -> dict:
                                 str(row["kv_update"]))}
 
 
-# --------------------------------------------------------------------------- speculative CSV
-
-
-def read_speculative(path: str | Path):
-    """The speculative CSV (``costmodel measure --speculative``), checked: one
-    ``target_only`` row and ``speculative`` rows of distinct γ ≥ 1, every time a positive
-    number of seconds, ``accepted <= at_risk`` counts, both configs as JSON. Returns
-    (target-only row, speculative rows sorted by γ) as dicts."""
-    p = Path(path)
-    label = f"speculative measurements {p}"
-    df = _read_csv(p, "speculative measurements")
-    _missing_columns(df, SPECULATIVE_REQUIRED, label,
-                     "write it with `costmodel measure --speculative`")
-    base, spec, seen = None, [], {}
-    for i, values in enumerate(df.to_dict("records")):
-        row = _Row(label, i, values)
-        method = row.choice("method", ("target_only", "speculative"))
-        typed: dict[str, Any] = {"method": method, "row": i + 1,
-                                 "time_s": row.number("time_s"),
-                                 "context_mean": row.number("context_mean"),
-                                 "target_config": row.json("target_config"),
-                                 "draft_config": row.json("draft_config")}
-        for col in ("target_step_s", "draft_step_s", "verify_s"):
-            if col in values and not _blank(values[col]):
-                typed[col] = row.number(col)
-        if "cache" in values and not _blank(values["cache"]):
-            typed["cache"] = row.choice("cache", ("dynamic", "static"))
-        cache = typed.get("cache", "dynamic")
-        if "kv_update" in values and not _blank(values["kv_update"]):
-            typed["kv_update"] = row.choice(
-                "kv_update", DYNAMIC_KV_UPDATES if cache == "dynamic" else ("inplace",))
-        else:                  # files written before the column: the torch.cat cache
-            typed["kv_update"] = "concat" if cache == "dynamic" else "inplace"
-        if "tokens_per_iteration" in values and not _blank(values["tokens_per_iteration"]):
-            typed["tokens_per_iteration"] = row.number("tokens_per_iteration", 0, MAX_COUNT)
-        if method == "target_only":
-            if base is not None:
-                raise row.fail("method", f"a second target_only row (the first is row "
-                                         f"{base['row']})")
-            typed["gamma"] = row.int("gamma", 0, 0)
-            base = typed
-            continue
-        gamma = row.int("gamma", 1, MAX_GAMMA)
-        at_risk = row.int("at_risk", 1, MAX_COUNT)
-        accepted = row.int("accepted", 0, MAX_COUNT)
-        if accepted > at_risk:
-            raise row.fail("accepted", f"{accepted} accepted of {at_risk} drafted tokens at "
-                                       "risk: an acceptance above 1")
-        if "alpha_hat" in values and not _blank(values["alpha_hat"]):
-            try:
-                check_number("alpha_hat", _number(values["alpha_hat"]), 0.0, 1.0,
-                             open_lo=False)
-            except ValueError as e:
-                raise ValueError(f"{row.where}: {e}") from None
-        if gamma in seen:
-            raise row.fail("gamma", f"γ = {gamma} appears twice (first at row {seen[gamma]})")
-        seen[gamma] = i + 1
-        typed.update(gamma=gamma, accepted=accepted, at_risk=at_risk)
-        spec.append(typed)
-    if base is None or not spec:
-        raise ValueError(f"{label} needs a target_only row and speculative rows")
-    alpha = sum(r["accepted"] for r in spec) / sum(r["at_risk"] for r in spec)
-    if alpha >= 1:
-        raise ValueError(f"{label}: every drafted token was accepted (pooled α = 1); the "
-                         "speculative formula needs α < 1 (measure more or longer prompts)")
-    return base, sorted(spec, key=lambda r: r["gamma"])
-
-
-# --------------------------------------------------------------------------- calibration
-
-
-def read_hardware(source, dtypes: Iterable[str] = ()) -> HardwareSpec:
-    """A calibration (``costmodel calibrate``'s JSON, or a HardwareSpec) that covers every
-    dtype of the measurements; the machine description the report reads from ``extra`` is
-    checked field by field."""
-    if isinstance(source, HardwareSpec):
-        hw, label = source, f"hardware {source.name}"
-    else:
-        hw, label = HardwareSpec.load(source), f"hardware file {source}"
-    ex = hw.extra or {}
-    for key in ("device_name", "torch_version", "clock", "device"):
-        if key in ex and not isinstance(ex[key], str):
-            raise ValueError(f"{label}: extra.{key} must be text, got {ex[key]!r}")
-    for key in ("cores", "threads"):
-        if key in ex:
-            try:
-                check_dim(f"extra.{key}", ex[key])
-            except ValueError as e:
-                raise ValueError(f"{label}: {e}") from None
-    listed = ex.get("dtypes", list(hw.peak_flops))
-    if not isinstance(listed, list) or not all(isinstance(d, str) for d in listed):
-        raise ValueError(f"{label}: extra.dtypes must be a list of dtype names, got {listed!r}")
-    for d in listed:
-        if d not in DTYPES:
-            raise ValueError(f"{label}: extra.dtypes: unknown dtype {d!r} (choose from "
-                             f"{', '.join(DTYPES)})")
-    matmul = ex.get("matmul", [])
-    if not isinstance(matmul, list):
-        raise ValueError(f"{label}: extra.matmul must be a list, got {type(matmul).__name__}")
-    for i, m in enumerate(matmul):
-        try:
-            check_mapping(f"extra.matmul[{i}]", m)
-            check_text(f"extra.matmul[{i}].kind", m.get("kind"))
-            check_int(f"extra.matmul[{i}].m", m.get("m"), 1, 2**31 - 1)
-            check_number(f"extra.matmul[{i}].flops_per_s", m.get("flops_per_s"))
-        except ValueError as e:
-            raise ValueError(f"{label}: {e}") from None
-    calibrated = [d for d in listed if d in hw.peak_flops] or list(hw.peak_flops)
-    for d in sorted(set(dtypes)):
-        if d not in hw.peak_flops or d not in calibrated:
-            raise ValueError(f"{label}: {hw.name} was calibrated for {', '.join(calibrated)} "
-                             f"but the measurements are {d}; calibrate with `costmodel "
-                             f"calibrate --dtype {d}`")
-    return hw
-
-
 __all__ = ["BYTES_PER_DTYPE", "CHECK_COLUMNS", "COLUMNS", "ENGINES", "MODERN_SPEC_COLUMNS",
            "OPTION_COLUMNS", "REQUIRED_COLUMNS",
            "SPECULATIVE_COLUMNS", "SPEC_COLUMNS", "TIME_COLUMN", "analysis_kwargs", "context_of",
-           "csv_text", "measured_workload", "point_hash", "read_hardware", "read_measurements",
-           "read_speculative", "spec_of", "speculative_path"]
+           "csv_text", "measured_workload", "point_hash", "read_measurements", "spec_of",
+           "speculative_path"]

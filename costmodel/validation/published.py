@@ -41,7 +41,7 @@ from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import model as model_preset
 from costmodel.quant import weight_format
 from costmodel.specs import EngineProfile
-from costmodel.validation.io import _read_csv, _Row
+from costmodel.validation.rows import _read_csv, _Row
 from costmodel.workload import regime
 
 pd = deferred("pandas")

@@ -68,7 +68,7 @@ def pooled_alpha(rows: list[dict]) -> float:
 
 def speculative_table(base: dict, rows: list[dict], hw: HardwareSpec, dtype: str):
     """Measured vs predicted improvement per γ (``base``, ``rows``: the checked speculative
-    CSV, :func:`costmodel.validation.io.read_speculative`; ``hw``: the fitted machine).
+    CSV, :func:`costmodel.validation.speculative_io.read_speculative`; ``hw``: the fitted machine).
 
     Columns: the pooled and per-γ acceptance, E(α, γ) and the measured tokens per iteration,
     the predicted cost ratio and verification cost (in target steps), ``improvement_pred``

@@ -38,13 +38,8 @@ from costmodel.validation.fit import (
     predict_terms,
     terms_of,
 )
-from costmodel.validation.io import (
-    TIME_COLUMN,
-    read_hardware,
-    read_measurements,
-    read_speculative,
-    speculative_path,
-)
+from costmodel.validation.hardware_io import read_hardware
+from costmodel.validation.io import TIME_COLUMN, read_measurements, speculative_path
 from costmodel.validation.report import (
     FIGURE_FILES,
     figure_png,
@@ -52,6 +47,7 @@ from costmodel.validation.report import (
     render_markdown,
 )
 from costmodel.validation.speculative import speculative_table
+from costmodel.validation.speculative_io import read_speculative
 from costmodel.workload import MEASURED_PHASES
 
 pd = deferred("pandas")
@@ -101,7 +97,7 @@ def assess(df, hw: HardwareSpec, flops, nbytes, speculative=None) -> Report:
     error tables, the leave-one-model-out refits, the speculative table and the summary.
     ``df``: checked measurements (:func:`costmodel.validation.io.read_measurements`); ``flops``
     / ``nbytes``: the exact checks' tables; ``speculative``: the checked speculative CSV
-    (:func:`costmodel.validation.io.read_speculative`) or None."""
+    (:func:`costmodel.validation.speculative_io.read_speculative`) or None."""
     df = df.reset_index(drop=True)
     T = terms_of(df, hw)
     f = fit(df, hw, terms=T)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from costmodel.app import compute, inputs, state
+from costmodel.app import compute_attention, inputs, state
 from costmodel.app.display import fixed_text
 from costmodel.app.sidebar import Sidebar
 from costmodel.app.state import FIELDS
 from costmodel.app.widgets import NUM, cached, callback, ss, table, table_and_figure
 
-attention_page = cached(compute.attention_page)
+attention_page = cached(compute_attention.attention_page)
 
 
 def attention_fields() -> None:

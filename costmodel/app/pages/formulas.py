@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import streamlit as st
 
-from costmodel.app import compute, state
+from costmodel.app import compute_formulas, state
 from costmodel.app.pages.speculative import speculative_page
 from costmodel.app.sidebar import Sidebar
 from costmodel.app.widgets import cached, guarded, ss
 
-memory_formulas = cached(compute.memory_formulas)
-architecture_formulas = cached(compute.architecture_formula_list)
-max_batch_shown = cached(compute.max_batch_shown)
-attention_formulas = cached(compute.attention_formula_list)
-speculative_formulas = cached(compute.speculative_formulas)
+memory_formulas = cached(compute_formulas.memory_formulas)
+architecture_formulas = cached(compute_formulas.architecture_formula_list)
+max_batch_shown = cached(compute_formulas.max_batch_shown)
+attention_formulas = cached(compute_formulas.attention_formula_list)
+speculative_formulas = cached(compute_formulas.speculative_formulas)
 
 
-def show(items: list[compute.ShownFormula]) -> None:
+def show(items: list[compute_formulas.ShownFormula]) -> None:
     for f in items:
         st.markdown(f.title)
         st.latex(f.latex)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from costmodel.app import compute, inputs
+from costmodel.app import compute_roofline, inputs
 from costmodel.app.display import count_text, fixed_text, rate_text, slug, weights_label
 from costmodel.app.display import ops_display as ops_table
 from costmodel.app.sidebar import Sidebar
@@ -14,7 +14,7 @@ from costmodel.app.widgets import DL, ERR, NUM, cached, figure, metric, table
 from costmodel.presets import engine as engine_preset
 from costmodel.units import band_text, time_text
 
-roofline_page = cached(compute.roofline_page)
+roofline_page = cached(compute_roofline.roofline_page)
 
 
 def band_caption(seconds: float, band: tuple[float, float] | None, regime: str,

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from costmodel.app import compute, state
+from costmodel.app import compute_speculative, state
 from costmodel.app.display import fixed_text, slug, weights_label
 from costmodel.app.sidebar import Sidebar
 from costmodel.app.state import FIELDS
 from costmodel.app.widgets import NUM, cached, figure, metric, ss, table
 from costmodel.units import band_text
 
-speculative_page = cached(compute.speculative_page)
+speculative_page = cached(compute_speculative.speculative_page)
 
 
 def speculative_fields() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from costmodel.app import compute
+from costmodel.app import compute_validation
 from costmodel.app.display import slug
 from costmodel.app.published import PAGE_TABLES, published_results
 from costmodel.app.sidebar import Sidebar
@@ -37,7 +37,7 @@ def page(side: Sidebar) -> None:
             if key != "headline" and key in gpu.tables:
                 with st.expander(title, expanded=key in ("errors", "subsets")):
                     table(gpu.tables[key], f"published_{key}")
-    res = compute.validation_results()
+    res = compute_validation.validation_results()
     for problem in res.problems:
         st.warning(f"data/validation/{problem}", icon=WARN)
     tables = res.tables
@@ -71,7 +71,7 @@ def page(side: Sidebar) -> None:
 
 
 def _measurements() -> None:
-    files = compute.measurement_files()
+    files = compute_validation.measurement_files()
     if not files:
         st.info(
             "No measurements yet: this page compares predictions with measurements committed "
@@ -84,9 +84,9 @@ def _measurements() -> None:
             "Commit the CSV files and this page shows them.")
         return
     st.subheader("Raw measurements")
-    rel = {str(p.relative_to(compute.MEASUREMENTS_DIR)): p for p in files}
+    rel = {str(p.relative_to(compute_validation.MEASUREMENTS_DIR)): p for p in files}
     choice = st.selectbox("Measurement file", list(rel))
-    df = compute.read_table(rel[choice])
+    df = compute_validation.read_table(rel[choice])
     st.caption(f"{len(df):,} rows, {len(df.columns)} columns from data/measurements/{choice}. "
                "`costmodel validate` puts the predictions beside these measurements.")
     first = [c for c in ("point_id", "model", "phase", "batch", "context", "time_s",
