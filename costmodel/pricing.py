@@ -169,17 +169,20 @@ def alltoall_time(comm_bytes, group, link_bandwidth: float, latency: float):
 def _collective(comm_bytes, group, passes: int, link_bandwidth: float, latency: float):
     """passes · (G − 1)/G · m / β_link + latency over a group of G GPUs; 0 where there is
     nothing to send or G = 1 (arrays broadcast)."""
-    g = np.asarray(group, dtype=float) if np.ndim(group) else float(group)
+    scalar = isinstance(group, (int, float, np.integer, np.floating))
+    g = float(group) if scalar else np.asarray(group, dtype=float)
     comm = np.asarray(comm_bytes, dtype=float)
-    if (np.ndim(g) == 0 and g == 1) or (comm.ndim == 0 and comm <= 0):
+    if (scalar and g == 1) or (comm.ndim == 0 and comm <= 0):
         return np.zeros(np.broadcast_shapes(comm.shape, np.shape(g)))
-    share = passes * (g - 1) / np.maximum(g, 1)
+    # (G − 1)/G; an array may hold G = 1 (then 0), a number here is > 1
+    share = passes * (g - 1) / (g if scalar else np.maximum(g, 1))
     if link_bandwidth > 0:
         per_byte = share / link_bandwidth
     else:                                   # no link (refused by the callers): infinite time
         with np.errstate(divide="ignore", invalid="ignore"):
             per_byte = np.divide(share, link_bandwidth)
-    return np.where((comm > 0) & (g > 1), comm * per_byte + latency, 0.0)
+    active = comm > 0 if scalar else (comm > 0) & (g > 1)
+    return np.where(active, comm * per_byte + latency, 0.0)
 
 
 def p2p_time(comm_bytes, link_bandwidth: float, latency: float):
