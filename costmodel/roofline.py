@@ -78,12 +78,9 @@ class Compiled:
     kernels: np.ndarray
     weight_matmul: np.ndarray     # weight matmuls (may be skinny)
     streaming: np.ndarray         # elementwise and copy passes
-    alltoall: np.ndarray          # communication over the EP group (else TP all-reduce)
+    alltoall: np.ndarray | bool   # communication over the EP group (else TP all-reduce);
+    #                               False when no operator all-to-alls (a dense model)
     expert: np.ndarray            # routed-expert weight matmuls (their weights at b_we)
-
-    @cached_property
-    def any_alltoall(self) -> bool:
-        return bool(self.alltoall.any())
 
 
 @cache
@@ -94,10 +91,11 @@ def compiled(flags: tuple, options: Options) -> Compiled:
     fn = compile_numeric(ARGS, [getattr(op, name) for op in ops for name in QUANTITIES])
     kinds = np.array([op.kind for op in ops])
     weight_matmul, streaming = op_classes(kinds, 0, 0)
+    alltoall = np.array([op.comm == "alltoall" for op in ops])
     return Compiled(ops, fn, tuple(op.name for op in ops), kinds,
                     tuple(op.block for op in ops),
                     np.array([op.kernels for op in ops], dtype=float), weight_matmul,
-                    streaming, np.array([op.comm == "alltoall" for op in ops]),
+                    streaming, alltoall if alltoall.any() else False,
                     weight_matmul & np.array([op.name.startswith("experts_") for op in ops]))
 
 
@@ -419,12 +417,11 @@ def analyze(m: ModelSpec | str, hw: HardwareSpec | str, batch: int = 1, new_toke
     qty = per_occ[:, :7] * count[:, None]
     # no group, no communication: an operator all-to-alls over the EP group where marked,
     # else all-reduces over the TP group
-    alltoall = comp.alltoall if comp.any_alltoall else False
-    qty[:, 6] *= np.where(alltoall, ep > 1, tp > 1) if comp.any_alltoall else tp > 1
+    qty[:, 6] *= tp > 1 if comp.alltoall is False else np.where(comp.alltoall, ep > 1, tp > 1)
     flops, nbytes = qty[:, 0], qty[:, 1:6].sum(axis=1)
     active = (flops + nbytes) > 0
     terms = {"compute_ideal": flops / mach.peak, "memory_ideal": nbytes / mach.bandwidth,
-             "comm": comm_time(per_occ[:, 6], alltoall, tp, ep, mach.link_bandwidth,
+             "comm": comm_time(per_occ[:, 6], comp.alltoall, tp, ep, mach.link_bandwidth,
                                mach.link_latency) * count,
              "kernels": comp.kernels * count * active,
              "skinny": comp.weight_matmul & (per_occ[:, 7] <= mach.efficiency.skinny_rows),
