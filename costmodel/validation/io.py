@@ -37,7 +37,7 @@ from costmodel.checks import MAX_COUNT, check_choice, check_element_bytes
 from costmodel.lazy import deferred
 from costmodel.ops import ATTENTION, CAUSAL, KV_UPDATE, LM_HEAD, MOE_DISPATCH
 from costmodel.specs import ACTIVATIONS, MODEL_FLAGS, NORMS, POSITIONS, ModelSpec
-from costmodel.validation.rows import _blank, _number, _read_csv, _Row
+from costmodel.validation.rows import CsvRow, cell_number, is_blank, read_csv_file
 from costmodel.workload import (
     ATTENTION_IMPLS,
     CACHES,
@@ -137,7 +137,7 @@ def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     return buf.getvalue()
 
 
-def _missing_columns(df, required: Sequence[str], label: str, hint: str) -> None:
+def check_columns(df, required: Sequence[str], label: str, hint: str) -> None:
     if TIME_COLUMN not in df.columns:
         foreign = [c for c in df.columns if _FOREIGN_TIME.search(str(c))]
         if foreign:
@@ -152,7 +152,7 @@ def _missing_columns(df, required: Sequence[str], label: str, hint: str) -> None
 # --------------------------------------------------------------------------- grid CSV
 
 
-def _check_row(row: _Row, checks: bool) -> dict:
+def _check_row(row: CsvRow, checks: bool) -> dict:
     """The typed values of one measurement row (see the module docstring)."""
     out: dict[str, Any] = {"point_id": row.text("point_id"), "model": row.text("model")}
     for col in SPEC_COLUMNS:
@@ -167,7 +167,7 @@ def _check_row(row: _Row, checks: bool) -> dict:
         else:
             out[col] = row.int(col, 1, 2**31 - 1)
     for col in MODERN_SPEC_COLUMNS:
-        if col not in row.values or _blank(row.values[col]):
+        if col not in row.values or is_blank(row.values[col]):
             continue
         out[col] = row.bool(col) if col == "router_bias" else \
             row.int(col, 1 if col.startswith("d_ff") else 0, 2**31 - 1)
@@ -205,7 +205,7 @@ def _check_row(row: _Row, checks: bool) -> dict:
                context=s, dtype=dtype)
     for col in ("weight_bytes", "act_bytes", "kv_bytes"):
         try:
-            out[col] = check_element_bytes(col, _number(row.raw(col)))
+            out[col] = check_element_bytes(col, cell_number(row.raw(col)))
         except ValueError as e:
             raise ValueError(f"{row.where}: {e}") from None
         if out[col] != BYTES_PER_DTYPE[dtype]:
@@ -214,19 +214,19 @@ def _check_row(row: _Row, checks: bool) -> dict:
         out[col] = int(out[col])
     out[TIME_COLUMN] = row.number(TIME_COLUMN)
     for col in _OTHER_TIMES:
-        if col in row.values and not _blank(row.values[col]):
+        if col in row.values and not is_blank(row.values[col]):
             out[col] = row.number(col)
     for col, lo in _TIMING_COUNTS.items():
-        if col in row.values and not _blank(row.values[col]):
+        if col in row.values and not is_blank(row.values[col]):
             out[col] = row.int(col, lo, MAX_COUNT)
-    if "clock" in row.values and not _blank(row.values["clock"]):
+    if "clock" in row.values and not is_blank(row.values["clock"]):
         out["clock"] = row.choice("clock", ("wall", "thread", "cuda"))
     config = row.json("gpt_config") if "gpt_config" in row.values \
-        and not _blank(row.values["gpt_config"]) else None
+        and not is_blank(row.values["gpt_config"]) else None
     attn_impl = _attn_impl(row, config)
     out["engine"] = row.choice("engine", ENGINES) if "engine" in row.values \
-        and not _blank(row.values["engine"]) else "eager"
-    if "kv_update" in row.values and not _blank(row.values["kv_update"]):
+        and not is_blank(row.values["engine"]) else "eager"
+    if "kv_update" in row.values and not is_blank(row.values["kv_update"]):
         kv_update = row.choice("kv_update", KV_UPDATE)
         allowed = DYNAMIC_KV_UPDATES if cache == "dynamic" else ("inplace",)
         if kv_update not in allowed:
@@ -237,7 +237,7 @@ def _check_row(row: _Row, checks: bool) -> dict:
     options = reference_options(cache, attn_impl, kv_update)
     out["attn_impl"], out["kv_update"] = attn_impl, kv_update
     for col in OPTION_COLUMNS + ("moe_dispatch",):
-        if col not in row.values or (col == "moe_dispatch" and _blank(row.values[col])):
+        if col not in row.values or (col == "moe_dispatch" and is_blank(row.values[col])):
             continue
         recorded = row.bool(col) if col == "kv_cache" else row.choice(
             col, {"attention": ATTENTION, "causal": CAUSAL, "lm_head": LM_HEAD,
@@ -260,7 +260,7 @@ def _check_row(row: _Row, checks: bool) -> dict:
         out["kv_cache_bytes_measured"] = row.int("kv_cache_bytes_measured", 0, MAX_COUNT)
         out["param_bytes_measured"] = row.int("param_bytes_measured", 1, MAX_COUNT)
         out["flops_counted"] = row.int("flops_counted", 0, MAX_COUNT) \
-            if "flops_counted" in row.values and not _blank(row.values["flops_counted"]) \
+            if "flops_counted" in row.values and not is_blank(row.values["flops_counted"]) \
             else -1
     return out
 
@@ -269,7 +269,7 @@ def _check_row(row: _Row, checks: bool) -> dict:
 MAX_CHECKED_LAYERS = 1024
 
 
-def _check_config(row: _Row, config: dict, spec: ModelSpec) -> None:
+def _check_config(row: CsvRow, config: dict, spec: ModelSpec) -> None:
     """The recorded ``GPTConfig`` must build the model the spec columns describe."""
     from costmodel.reference.config import GPTConfig
 
@@ -287,7 +287,7 @@ def _check_config(row: _Row, config: dict, spec: ModelSpec) -> None:
                                    f"{MAX_CHECKED_LAYERS} layers, got {spec.n_layers}")
 
 
-def _attn_impl(row: _Row, config: dict | None) -> str:
+def _attn_impl(row: CsvRow, config: dict | None) -> str:
     """The attention path a row ran: the GPTConfig's ``attn_impl`` when recorded, else the
     ``attention`` column (``eager`` or the older ``standard`` = the eager path; ``fused`` =
     SDPA)."""
@@ -305,7 +305,7 @@ def spec_of(values: Mapping[str, Any]) -> ModelSpec:
     """The ModelSpec written in a measurement row (its ``model`` name and spec columns; the
     modern-architecture columns where present and not blank)."""
     modern = {c: _plain(values[c]) for c in MODERN_SPEC_COLUMNS
-              if c in values and not _blank(values[c])}
+              if c in values and not is_blank(values[c])}
     return ModelSpec(name=str(values["model"]), **{c: values[c] for c in SPEC_COLUMNS},
                      **modern)
 
@@ -330,15 +330,15 @@ def read_measurements(source, checks: bool = False):
         df, label = source.reset_index(drop=True), "measurements"
     else:
         label = f"measurements {Path(source)}"
-        df = _read_csv(source, "measurements")
-    _missing_columns(df, REQUIRED_COLUMNS + (CHECK_COLUMNS if checks else ()), label,
+        df = read_csv_file(source, "measurements")
+    check_columns(df, REQUIRED_COLUMNS + (CHECK_COLUMNS if checks else ()), label,
                      "write it with `costmodel measure`")
     if df.empty:
         raise ValueError(f"{label} has no rows")
     rows, seen = [], {}
     for i, values in enumerate(df.to_dict("records")):
         pid = values.get("point_id")
-        row = _Row(label, i, values, f"point {pid!r}" if isinstance(pid, str) else "")
+        row = CsvRow(label, i, values, f"point {pid!r}" if isinstance(pid, str) else "")
         typed = _check_row(row, checks)
         if typed["point_id"] in seen:
             raise row.fail("point_id", f"point {typed['point_id']!r} appears twice (first at "

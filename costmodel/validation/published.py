@@ -41,7 +41,7 @@ from costmodel.presets import hardware as hardware_preset
 from costmodel.presets import model as model_preset
 from costmodel.quant import weight_format
 from costmodel.specs import EngineProfile
-from costmodel.validation.rows import _read_csv, _Row
+from costmodel.validation.rows import CsvRow, is_blank, read_csv_file
 from costmodel.workload import regime
 
 pd = deferred("pandas")
@@ -271,14 +271,14 @@ class PublishedSet:
     path: Path
 
 
-def _text(row: _Row, name: str) -> str:
+def _text(row: CsvRow, name: str) -> str:
     try:
         return check_text(name, row.raw(name), MAX_TEXT).strip()
     except ValueError as e:
         raise ValueError(f"{row.where}: {e}") from None
 
 
-def _lookup(row: _Row, name: str, table: Mapping[str, Any], what: str, prefix: bool = False):
+def _lookup(row: CsvRow, name: str, table: Mapping[str, Any], what: str, prefix: bool = False):
     text = _text(row, name)
     if text in table:
         return text, table[text]
@@ -291,7 +291,7 @@ def _lookup(row: _Row, name: str, table: Mapping[str, Any], what: str, prefix: b
     raise row.fail(name, f"unknown {what} {shown!r} (known: {known})")
 
 
-def _request(row: _Row) -> Request:
+def _request(row: CsvRow) -> Request:
     rid = _text(row, "id")
     source = _text(row, "source_id")
     for name in SOURCE_COLUMNS + ("metric_definition", "engine_version", "params_note"):
@@ -356,7 +356,7 @@ def read_published(path: str | Path = PUBLISHED_CSV) -> PublishedSet:
     are kept out of the requests, with their reason in ``left_out``. Row ids must be unique."""
     p = Path(path)
     label = str(p)
-    df = _read_csv(p, "published measurements")
+    df = read_csv_file(p, "published measurements")
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise ValueError(f"{label} lacks column(s) {missing} (every published row needs "
@@ -365,8 +365,8 @@ def read_published(path: str | Path = PUBLISHED_CSV) -> PublishedSet:
     left_out: dict[str, str] = {}
     seen: set[str] = set()
     for i, values in enumerate(df.to_dict("records")):
-        point = str(values.get("id", "")) if not _blank(values.get("id")) else ""
-        row = _Row(label, i, values, point)
+        point = str(values.get("id", "")) if not is_blank(values.get("id")) else ""
+        row = CsvRow(label, i, values, point)
         rid = _text(row, "id")
         if rid in seen:
             raise row.fail("id", f"duplicate id {rid!r}")
@@ -379,11 +379,6 @@ def read_published(path: str | Path = PUBLISHED_CSV) -> PublishedSet:
     if not requests:
         raise ValueError(f"{label}: no row to price")
     return PublishedSet(requests, left_out, df, p)
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) \
-        or (isinstance(value, str) and not value.strip())
 
 
 def requests_table(requests: list[Request]):

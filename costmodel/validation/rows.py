@@ -29,7 +29,7 @@ pd = deferred("pandas")
 MAX_CSV_BYTES = 64 * 2**20
 
 
-def _read_csv(path: str | Path, what: str):
+def read_csv_file(path: str | Path, what: str):
     """A CSV file as a DataFrame; ValueError naming the file when it cannot be one."""
     p = Path(path)
     raw = read_limited(p, f"{what}: {p}", "CSV", MAX_CSV_BYTES)
@@ -46,7 +46,7 @@ def _read_csv(path: str | Path, what: str):
                          f"({' '.join(str(e).split())})") from None
 
 
-class _Row:
+class CsvRow:
     """One row of a measurement file, with errors that name the file, the row and the field."""
 
     def __init__(self, label: str, index: int, values: Mapping[str, Any], point: str = ""):
@@ -65,7 +65,7 @@ class _Row:
 
     def _checked(self, field: str, check, *args):
         try:
-            return check(field, _number(self.raw(field)), *args)
+            return check(field, cell_number(self.raw(field)), *args)
         except ValueError as e:
             raise ValueError(f"{self.where}: {e}") from None
 
@@ -103,7 +103,7 @@ class _Row:
         return data
 
 
-def _number(value: Any) -> Any:
+def cell_number(value: Any) -> Any:
     """A CSV cell as a number when it reads as one (a string "2.5" → 2.5); else unchanged, so
     the check names what it got. numpy scalars become Python numbers."""
     if isinstance(value, (bool, np.bool_)):
@@ -123,9 +123,10 @@ def _number(value: Any) -> Any:
     return value
 
 
-def _blank(value: Any) -> bool:
+def is_blank(value: Any) -> bool:
+    """A cell left empty: None, NaN or blank text."""
     return value is None or (isinstance(value, float) and math.isnan(value)) \
         or (isinstance(value, str) and not value.strip())
 
 
-__all__ = ["MAX_CSV_BYTES"]
+__all__ = ["MAX_CSV_BYTES", "CsvRow", "cell_number", "is_blank", "read_csv_file"]

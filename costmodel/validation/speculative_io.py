@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from costmodel.checks import MAX_COUNT, MAX_GAMMA, check_number
-from costmodel.validation.io import SPECULATIVE_REQUIRED, _missing_columns
-from costmodel.validation.rows import _blank, _number, _read_csv, _Row
+from costmodel.validation.io import SPECULATIVE_REQUIRED, check_columns
+from costmodel.validation.rows import CsvRow, cell_number, is_blank, read_csv_file
 from costmodel.workload import DYNAMIC_KV_UPDATES
 
 
@@ -19,12 +19,12 @@ def read_speculative(path: str | Path):
     (target-only row, speculative rows sorted by γ) as dicts."""
     p = Path(path)
     label = f"speculative measurements {p}"
-    df = _read_csv(p, "speculative measurements")
-    _missing_columns(df, SPECULATIVE_REQUIRED, label,
+    df = read_csv_file(p, "speculative measurements")
+    check_columns(df, SPECULATIVE_REQUIRED, label,
                      "write it with `costmodel measure --speculative`")
     base, spec, seen = None, [], {}
     for i, values in enumerate(df.to_dict("records")):
-        row = _Row(label, i, values)
+        row = CsvRow(label, i, values)
         method = row.choice("method", ("target_only", "speculative"))
         typed: dict[str, Any] = {"method": method, "row": i + 1,
                                  "time_s": row.number("time_s"),
@@ -32,17 +32,17 @@ def read_speculative(path: str | Path):
                                  "target_config": row.json("target_config"),
                                  "draft_config": row.json("draft_config")}
         for col in ("target_step_s", "draft_step_s", "verify_s"):
-            if col in values and not _blank(values[col]):
+            if col in values and not is_blank(values[col]):
                 typed[col] = row.number(col)
-        if "cache" in values and not _blank(values["cache"]):
+        if "cache" in values and not is_blank(values["cache"]):
             typed["cache"] = row.choice("cache", ("dynamic", "static"))
         cache = typed.get("cache", "dynamic")
-        if "kv_update" in values and not _blank(values["kv_update"]):
+        if "kv_update" in values and not is_blank(values["kv_update"]):
             typed["kv_update"] = row.choice(
                 "kv_update", DYNAMIC_KV_UPDATES if cache == "dynamic" else ("inplace",))
         else:                  # files written before the column: the torch.cat cache
             typed["kv_update"] = "concat" if cache == "dynamic" else "inplace"
-        if "tokens_per_iteration" in values and not _blank(values["tokens_per_iteration"]):
+        if "tokens_per_iteration" in values and not is_blank(values["tokens_per_iteration"]):
             typed["tokens_per_iteration"] = row.number("tokens_per_iteration", 0, MAX_COUNT)
         if method == "target_only":
             if base is not None:
@@ -57,9 +57,9 @@ def read_speculative(path: str | Path):
         if accepted > at_risk:
             raise row.fail("accepted", f"{accepted} accepted of {at_risk} drafted tokens at "
                                        "risk: an acceptance above 1")
-        if "alpha_hat" in values and not _blank(values["alpha_hat"]):
+        if "alpha_hat" in values and not is_blank(values["alpha_hat"]):
             try:
-                check_number("alpha_hat", _number(values["alpha_hat"]), 0.0, 1.0,
+                check_number("alpha_hat", cell_number(values["alpha_hat"]), 0.0, 1.0,
                              open_lo=False)
             except ValueError as e:
                 raise ValueError(f"{row.where}: {e}") from None
