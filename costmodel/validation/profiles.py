@@ -28,9 +28,19 @@ stays at the pooled value. The attention implementation (:data:`ATTENTION_CHOICE
 eager) is chosen the same way: the one that fits the rows better, pooled, then per class; a
 class with no row takes the pooled one.
 
-Leave one source out: fit on the other sources, price the held-out one. Bands: the 10th and
-90th percentiles of measured / predicted time over the leave-one-source-out predictions of a
-class and regime (:func:`costmodel.workload.regime`), with :data:`MIN_BAND_ROWS` rows at least,
+The two stages run twice. First with squared residuals; then with the Cauchy loss
+Σ s² ln(1 + (r / s)²) on the rows, s the median |r| of the first fit on the same rows
+(:func:`robust_scale`: no number tuned to the held-out figures), searched from the first
+fit's values. A row far off (a source whose engine is faster or slower than the others in a
+way no global parameter describes) then weighs ~ s² / r² of a square's pull instead of
+dragging every other row's parameters toward it: least squares is the right loss for
+Gaussian residuals, and these are not (each source's median ratio sits apart from the others':
+loso_by_source.csv).
+
+Leave one source out: fit on the other sources, price the held-out one. Bands: the split-
+conformal 10 % and 90 % order statistics (:func:`band_of`) of measured / predicted time over
+the leave-one-source-out predictions of a class and regime
+(:func:`costmodel.workload.regime`), with :data:`MIN_BAND_ROWS` rows at least,
 else the class's "all" band (else the pooled rows').
 """
 
@@ -63,6 +73,8 @@ BAND_QUANTILES = (0.1, 0.9)
 #: Significant digits of the fitted values as written to engines.csv (and priced).
 DIGITS = 6
 ATTENTION_CHOICES = ("fused", "eager")
+#: Fit with the Cauchy loss after least squares (see :func:`fit_profiles`).
+ROBUST_LOSS = True
 ENGINE_COLUMNS = ("name", "eta_c", "eta_c_8bit", "eta_m", "eta_c_skinny", "eta_m_elementwise",
                   "eta_m_quant", "kernel_overhead_us", "step_overhead_us", "layer_overhead_us",
                   "comm_latency_us", "attention", "source", "notes")
@@ -144,31 +156,50 @@ def log_ratios(requests: Sequence[Request], profiles: Mapping[str, EngineProfile
 
 @dataclass
 class ProfileFit:
-    """Fitted profiles by class, the pooled profile's values, and the rows each saw."""
+    """Fitted profiles by class, the pooled profile's values, the rows each saw, and the scale
+    of the robust loss (:data:`ROBUST_LOSS`)."""
 
     profiles: dict[str, EngineProfile]
     pooled: dict[str, float]
     rows: dict[str, int]
     pooled_attention: str | None = None
     rms: dict[str, float] = field(default_factory=dict)
+    scale: float | None = None
 
 
-def fit_profiles(requests: Sequence[Request], classes: Sequence[str] = ENGINE_CLASSES,
-                 iterations: int = 40) -> ProfileFit:
-    """Fit every class's profile to ``requests`` (see the module docstring)."""
+def cauchy(r: np.ndarray, scale: float | None) -> np.ndarray:
+    """Residuals r recast so that their sum of squares is the Cauchy loss
+    Σ s² ln(1 + (r / s)²): sign(r) · s · √ln(1 + (r / s)²) (``scale`` None: r itself)."""
+    if scale is None:
+        return r
+    return np.sign(r) * scale * np.sqrt(np.log1p((r / scale) ** 2))
+
+
+def robust_scale(r: np.ndarray) -> float:
+    """The scale of the robust loss: the median |log ratio| of the least-squares fit on the
+    same rows (floored at 1 %)."""
+    return max(float(np.median(np.abs(r))), 0.01) if len(r) else 1.0
+
+
+def _fit(requests: Sequence[Request], classes: Sequence[str], iterations: int,
+         scale: float | None, x_start: np.ndarray | None = None) -> ProfileFit:
+    """One pass of the two-stage fit (module docstring) with the loss :func:`cauchy` of
+    ``scale`` on the rows (the pulls toward the defaults and the pooled values stay squares),
+    searched from ``x_start`` (log values; default: the tuned defaults)."""
     defaults = engine_defaults()
     start = np.log([values_of(defaults["tuned"])[p] for p in PARAMS])
     prior = np.array([values_of(defaults["tuned"])[p] > BOUNDS[p][0] * 1.0001 for p in PARAMS])
+    x0 = start if x_start is None else x_start
 
     def pooled_residuals(x: np.ndarray, attention: str) -> np.ndarray:
         vals = dict(zip(PARAMS, np.exp(x), strict=True))
         like = {c: defaults[c].replace(attention=attention) for c in classes}
         r = log_ratios(requests, {c: profile(c, vals, like[c]) for c in classes})
-        return np.concatenate([r, ((x - start) / DEFAULT_SPREAD)[prior]])
+        return np.concatenate([cauchy(r, scale), ((x - start) / DEFAULT_SPREAD)[prior]])
 
     x_pooled, pooled_attention, best_cost = start, None, math.inf
     for attention in ATTENTION_CHOICES if requests else ():
-        x = levenberg_marquardt(lambda x, a=attention: pooled_residuals(x, a), start, _LO, _HI,
+        x = levenberg_marquardt(lambda x, a=attention: pooled_residuals(x, a), x0, _LO, _HI,
                                 iterations)
         f = pooled_residuals(x, attention)
         if f @ f < best_cost:
@@ -190,7 +221,7 @@ def fit_profiles(requests: Sequence[Request], classes: Sequence[str] = ENGINE_CL
             def class_residuals(x: np.ndarray, mine=mine, c=c, like=like) -> np.ndarray:
                 vals = dict(zip(PARAMS, np.exp(x), strict=True))
                 r = log_ratios(mine, {c: profile(c, vals, like)})
-                return np.concatenate([r, (x - x_pooled) / CLASS_SPREAD])
+                return np.concatenate([cauchy(r, scale), (x - x_pooled) / CLASS_SPREAD])
 
             x = levenberg_marquardt(class_residuals, x_pooled, _LO, _HI, iterations)
             f = class_residuals(x)
@@ -198,18 +229,37 @@ def fit_profiles(requests: Sequence[Request], classes: Sequence[str] = ENGINE_CL
                 best = (float(f @ f), profile(c, dict(zip(PARAMS, np.exp(x), strict=True)), like))
         profiles[c] = best[1]
         rms[c] = float(np.sqrt(np.mean(log_ratios(mine, profiles) ** 2)))
-    return ProfileFit(profiles, pooled, rows, pooled_attention=pooled_attention, rms=rms)
+    return ProfileFit(profiles, pooled, rows, pooled_attention=pooled_attention, rms=rms,
+                      scale=scale)
+
+
+def fit_profiles(requests: Sequence[Request], classes: Sequence[str] = ENGINE_CLASSES,
+                 iterations: int = 40, robust: bool = ROBUST_LOSS) -> ProfileFit:
+    """Fit every class's profile to ``requests`` (see the module docstring): least squares,
+    then (``robust``) the Cauchy loss at the scale the least-squares residuals give
+    (:func:`robust_scale`), searched from the least-squares values."""
+    first = _fit(requests, classes, iterations, None)
+    if not robust or not requests:
+        return first
+    scale = robust_scale(log_ratios(requests, first.profiles))
+    return _fit(requests, classes, iterations, scale, np.log([first.pooled[p] for p in PARAMS]))
 
 
 # --------------------------------------------------------------------------- bands
 
 
 def band_of(ratios: np.ndarray) -> tuple[float, float]:
-    """(low, high) factors of an 80 % band from time ratios predicted / measured: the 10th and
-    90th percentiles of measured / predicted."""
-    m = 1.0 / np.asarray(ratios, dtype=float)
-    lo, hi = np.quantile(m, BAND_QUANTILES)
-    return float(lo), float(hi)
+    """(low, high) factors of an 80 % band from n time ratios predicted / measured: the
+    split-conformal order statistics of measured / predicted, the ⌊(n + 1) · 0.1⌋-th smallest
+    and the ⌈(n + 1) · 0.9⌉-th smallest (clamped to 1..n) — a new row exchangeable with the n
+    falls inside with probability ≥ 80 % (Vovk et al. 2005; Lei et al. 2018, JASA 113:1094),
+    where the interpolated 10th and 90th percentiles cover less for small n."""
+    m = np.sort(1.0 / np.asarray(ratios, dtype=float))
+    n = len(m)
+    lo_q, hi_q = BAND_QUANTILES
+    k_lo = min(max(math.floor(round((n + 1) * lo_q, 9)), 1), n)
+    k_hi = min(max(math.ceil(round((n + 1) * hi_q, 9)), 1), n)
+    return float(m[k_lo - 1]), float(m[k_hi - 1])
 
 
 @dataclass(frozen=True)
@@ -292,6 +342,7 @@ def bands_csv_text(bands: Mapping[str, Mapping[str, Band]], source: str) -> str:
 
 
 __all__ = ["BAND_COLUMNS", "BAND_QUANTILES", "BOUNDS", "Band", "CLASS_SPREAD", "DEFAULT_SPREAD",
-           "ENGINE_COLUMNS", "MIN_BAND_ROWS", "PARAMS", "ProfileFit", "band_of", "bands_for",
-           "bands_csv_text", "covered", "engines_csv_text", "fit_profiles",
-           "levenberg_marquardt", "log_ratios", "profile", "values_of"]
+           "ENGINE_COLUMNS", "MIN_BAND_ROWS", "PARAMS", "ProfileFit", "ROBUST_LOSS", "band_of",
+           "bands_for", "bands_csv_text", "cauchy", "covered", "engines_csv_text",
+           "fit_profiles", "levenberg_marquardt", "log_ratios", "profile", "robust_scale",
+           "values_of"]

@@ -442,16 +442,21 @@ def render_markdown(r: PublishedReport) -> str:
     L.append("\nWhy the held-out errors are what they are (largest first):\n")
     L += _why(r)
     L.append("\n## Fitted engine profiles\n")
-    L.append("Least squares on log(predicted time / measured time), every candidate an "
+    loss = (f"then again with the Cauchy loss Σ s² ln(1 + (r / s)²) at s = {r.fit.scale:.3g}, "
+            "the median |r| of the least-squares fit (far-off rows weigh less), "
+            if r.fit.scale is not None else "")
+    L.append("Least squares on r = log(predicted time / measured time), every candidate an "
              "`EngineProfile` priced by `cm.generation(..., engine=profile)`: first one pooled "
              "profile on every row, then each class on its own rows with a pull toward the "
              f"pooled values (a factor e^{CLASS_SPREAD:.2f} = {math.exp(CLASS_SPREAD):g}); "
-             "each class's attention (fused or eager) is the one that fits its rows better. "
-             "Written to `costmodel/data/engines.csv` (*ideal* stays ideal); *default* is "
-             "`costmodel/data/engine_defaults.csv`.\n")
+             f"{loss}each class's attention (fused or eager) is the one that fits its rows "
+             "better. Written to `costmodel/data/engines.csv` (*ideal* stays ideal); *default* "
+             "is `costmodel/data/engine_defaults.csv`.\n")
     L.append(fmt_table(r.profiles))
     L.append("\n## 80 % bands\n")
-    L.append(f"The {100 * BAND_QUANTILES[0]:g}th and {100 * BAND_QUANTILES[1]:g}th percentiles "
+    L.append(f"The split-conformal {100 * BAND_QUANTILES[0]:g} % and "
+             f"{100 * BAND_QUANTILES[1]:g} % order statistics (the ⌊(n + 1) · "
+             f"{BAND_QUANTILES[0]:g}⌋-th and ⌈(n + 1) · {BAND_QUANTILES[1]:g}⌉-th smallest of n) "
              "of measured / predicted time over the leave-one-source-out predictions, per "
              f"class and regime with at least {MIN_BAND_ROWS} rows, else the class's *all* band "
              "(the *basis* column names which, *n* how many rows it rests on). Written to "
@@ -560,8 +565,8 @@ def validate_published(measurements_csv: str | Path = PUBLISHED_CSV,
                       for c, p in r.fit.profiles.items()}
             files.write_text(paths["engines"], engines_csv_text(fitted))
             files.write_text(paths["bands"], bands_csv_text(
-                r.band_table, "costmodel validate --published: 10th/90th percentiles of "
-                "measured/predicted time over the leave-one-source-out predictions"))
+                r.band_table, "costmodel validate --published: split-conformal 10 %/90 % order "
+                "statistics of measured/predicted time over the leave-one-source-out predictions"))
         r.written = list(paths.values())
     if save_engines:
         engine_presets.cache_clear()
