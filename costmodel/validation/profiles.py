@@ -30,8 +30,8 @@ class with no row takes the pooled one.
 
 The two stages run twice. First with squared residuals; then with the Cauchy loss
 Σ s² ln(1 + (r / s)²) on the rows, s the median |r| of the first fit on the same rows
-(:func:`robust_scale`: no number tuned to the held-out figures), searched from the first
-fit's values. A row far off (a source whose engine is faster or slower than the others in a
+(:func:`robust_scale`, from the training rows alone), searched from the first fit's
+values. A row far off (a source whose engine is faster or slower than the others in a
 way no global parameter describes) then weighs ~ s² / r² of a square's pull instead of
 dragging every other row's parameters toward it: least squares is the right loss for
 Gaussian residuals, and these are not (each source's median ratio sits apart from the others':

@@ -285,6 +285,7 @@ def _source_table(points, fits: dict[str, ProfileFit], fit: ProfileFit):
                     "loso_median": med, "loso_p90": p90,
                     "loso_median_ratio": float(g["ratio_loso"].median()),
                     "coverage_heldout": float(g["in_band_heldout"].mean()),
+                    "loss_scale": math.nan if f.scale is None else f.scale,
                     "largest_shift": "; ".join(
                         f"{c}: " + _largest_shift(f.profiles[c], fit.profiles[c])
                         for c in classes)})
@@ -443,7 +444,8 @@ def render_markdown(r: PublishedReport) -> str:
     L += _why(r)
     L.append("\n## Fitted engine profiles\n")
     loss = (f"then again with the Cauchy loss Σ s² ln(1 + (r / s)²) at s = {r.fit.scale:.3g}, "
-            "the median |r| of the least-squares fit (far-off rows weigh less), "
+            "the median |r| of the least-squares fit (far-off rows weigh less; each "
+            "leave-one-source-out fit takes its own, the *loss_scale* column above), "
             if r.fit.scale is not None else "")
     L.append("Least squares on r = log(predicted time / measured time), every candidate an "
              "`EngineProfile` priced by `cm.generation(..., engine=profile)`: first one pooled "
