@@ -73,8 +73,6 @@ BAND_QUANTILES = (0.1, 0.9)
 #: Significant digits of the fitted values as written to engines.csv (and priced).
 DIGITS = 6
 ATTENTION_CHOICES = ("fused", "eager")
-#: Fit with the Cauchy loss after least squares (see :func:`fit_profiles`).
-ROBUST_LOSS = True
 ENGINE_COLUMNS = ("name", "eta_c", "eta_c_8bit", "eta_m", "eta_c_skinny", "eta_m_elementwise",
                   "eta_m_quant", "kernel_overhead_us", "step_overhead_us", "layer_overhead_us",
                   "comm_latency_us", "attention", "source", "notes")
@@ -157,7 +155,7 @@ def log_ratios(requests: Sequence[Request], profiles: Mapping[str, EngineProfile
 @dataclass
 class ProfileFit:
     """Fitted profiles by class, the pooled profile's values, the rows each saw, and the scale
-    of the robust loss (:data:`ROBUST_LOSS`)."""
+    of the Cauchy loss (None: least squares)."""
 
     profiles: dict[str, EngineProfile]
     pooled: dict[str, float]
@@ -178,7 +176,7 @@ def cauchy(r: np.ndarray, scale: float | None) -> np.ndarray:
 def robust_scale(r: np.ndarray) -> float:
     """The scale of the robust loss: the median |log ratio| of the least-squares fit on the
     same rows (floored at 1 %)."""
-    return max(float(np.median(np.abs(r))), 0.01) if len(r) else 1.0
+    return max(float(np.median(np.abs(r))), 0.01)
 
 
 def _fit(requests: Sequence[Request], classes: Sequence[str], iterations: int,
@@ -234,12 +232,12 @@ def _fit(requests: Sequence[Request], classes: Sequence[str], iterations: int,
 
 
 def fit_profiles(requests: Sequence[Request], classes: Sequence[str] = ENGINE_CLASSES,
-                 iterations: int = 40, robust: bool = ROBUST_LOSS) -> ProfileFit:
+                 iterations: int = 40) -> ProfileFit:
     """Fit every class's profile to ``requests`` (see the module docstring): least squares,
-    then (``robust``) the Cauchy loss at the scale the least-squares residuals give
-    (:func:`robust_scale`), searched from the least-squares values."""
+    then the Cauchy loss at the scale the least-squares residuals give (:func:`robust_scale`),
+    searched from the least-squares values (no rows: the defaults, as least squares left them)."""
     first = _fit(requests, classes, iterations, None)
-    if not robust or not requests:
+    if not requests:
         return first
     scale = robust_scale(log_ratios(requests, first.profiles))
     return _fit(requests, classes, iterations, scale, np.log([first.pooled[p] for p in PARAMS]))
@@ -342,7 +340,7 @@ def bands_csv_text(bands: Mapping[str, Mapping[str, Band]], source: str) -> str:
 
 
 __all__ = ["BAND_COLUMNS", "BAND_QUANTILES", "BOUNDS", "Band", "CLASS_SPREAD", "DEFAULT_SPREAD",
-           "ENGINE_COLUMNS", "MIN_BAND_ROWS", "PARAMS", "ProfileFit", "ROBUST_LOSS", "band_of",
-           "bands_for", "bands_csv_text", "cauchy", "covered", "engines_csv_text",
+           "ENGINE_COLUMNS", "MIN_BAND_ROWS", "PARAMS", "ProfileFit", "band_of", "bands_for",
+           "bands_csv_text", "cauchy", "covered", "engines_csv_text",
            "fit_profiles", "levenberg_marquardt", "log_ratios", "profile", "robust_scale",
            "values_of"]
