@@ -33,6 +33,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 TIMEOUT_MS = 45_000
+#: How long the walk waits for an element it has just seen before taking it as gone.
+GONE_MS = 5_000
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
@@ -225,6 +227,17 @@ def visible(locator) -> list:
     return [locator.nth(i) for i in range(locator.count()) if locator.nth(i).is_visible()]
 
 
+def _take(item) -> str | None:
+    """Read and click an element found a moment ago; None if a rerun removed it meanwhile (the
+    walk goes on: the page's health is what check_page judges after every step)."""
+    try:
+        text = item.inner_text(timeout=GONE_MS)
+        item.click(timeout=GONE_MS)
+    except sync_api.TimeoutError:
+        return None
+    return text
+
+
 def check_page(page, step: str) -> None:
     """No exception box, no traceback or unexpected error, no inf/NaN shown as a metric, the
     page selector and both uploaders present."""
@@ -264,9 +277,10 @@ def _select(page, rng) -> str:
     if not options:
         page.keyboard.press("Escape")
         return "select (no options)"
-    choice = rng.choice(options)
-    text = choice.inner_text()
-    choice.click()
+    text = _take(rng.choice(options))
+    if text is None:
+        page.keyboard.press("Escape")
+        return "select (the option list changed under the pointer)"
     return f"select {text}"
 
 
@@ -274,10 +288,10 @@ def _click(page, rng, testid: str, inner: str) -> str:
     items = visible(page.get_by_test_id(testid).locator(inner))
     if not items:
         return ""
-    item = rng.choice(items)
-    text = item.inner_text()[:40]
-    item.click()
-    return f"{testid} {text}"
+    text = _take(rng.choice(items))
+    if text is None:
+        return f"{testid} (gone before the click)"
+    return f"{testid} {text[:40]}"
 
 
 def _slider(page, rng) -> str:
